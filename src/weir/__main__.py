@@ -1,0 +1,5 @@
+"""Run `gatewayctl` as `python -m weir`."""
+
+from weir.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Operations shared by the CLI and by `gatewayctl apply`: validation first, then storage."""

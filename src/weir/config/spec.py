@@ -1,0 +1,114 @@
+"""The shape of `gateway.toml`, declared once as msgspec Structs.
+
+Each `FooSpec` is what the file declares; the storage layer has `FooRow`
+for what Postgres holds, and the proxy builds runtime objects from those.
+Field docs here are the reference for the file format.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+BodyLogging = Literal["full", "metadata", "none"]
+Role = Literal["admin", "auditor", "member"]
+ProviderKind = Literal["openai", "openai-compatible", "anthropic", "azure"]
+Strategy = Literal["weighted", "least-busy"]
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSpec(_Spec):
+    listen: str = "127.0.0.1:8080"
+    """Address and port the proxy listens on, as HOST:PORT."""
+    workers: PositiveInt = 1
+    """Worker processes; one per core is a good start."""
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024
+    """Largest request body accepted, in bytes; larger ones get 413."""
+    access_log: bool = True
+    """Write one line per proxied request on the `weir.access` logger."""
+    snapshot_reload_seconds: PositiveFloat = 60.0
+    """Full reload of the in-memory snapshot as a safety net beside change notifications, in seconds."""
+
+
+class DatabaseSpec(_Spec):
+    url: str | None = None
+    """libpq URL, or `env:NAME`; omitted: the embedded Postgres in the data directory."""
+
+
+class LoggingSpec(_Spec):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Level of Weir's own log lines on stderr."""
+    bodies: BodyLogging = "full"
+    """What request logs keep: `full` (bodies too), `metadata` (no bodies) or `none` (no records)."""
+    retention_days: PositiveInt = 30
+    """Days of request logs to keep; older daily partitions are dropped."""
+
+
+class LimitsSpec(_Spec):
+    requests_per_minute: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+
+
+class ProviderSpec(_Spec):
+    name: str
+    kind: ProviderKind
+    base_url: str
+    """For `azure`, the resource URL (https://NAME.openai.azure.com)."""
+    credential: str | None = None
+    """`env:NAME` or `file:PATH`; never the secret itself. Optional for `openai-compatible`."""
+    headers: dict[str, str] = {}
+    """Extra headers sent with every upstream request (not secret: stored in clear)."""
+    api_version: str | None = None
+    """Azure's `api-version`, or Anthropic's `anthropic-version`."""
+    enabled: bool = True
+
+
+class DeploymentSpec(_Spec):
+    provider: str
+    model: str
+    """The model name the provider expects (for `azure`, the deployment name)."""
+    weight: Annotated[int, msgspec.Meta(ge=0)] = 1
+    timeout: PositiveFloat = 600.0
+    """Seconds to wait for the first response byte and between stream chunks."""
+    connect_timeout: PositiveFloat = 10.0
+
+
+class ModelSpec(_Spec):
+    alias: str
+    deployments: list[DeploymentSpec]
+    strategy: Strategy = "weighted"
+    fallbacks: list[str] = []
+    max_attempts: PositiveInt = 3
+    retry_on: list[int] = msgspec.field(default_factory=lambda: [429, 500, 502, 503, 504])
+    """Upstream statuses that move a request to the next deployment while attempts remain."""
+    log_bodies: BodyLogging | None = None
+    limits: LimitsSpec | None = None
+
+
+class GroupSpec(_Spec):
+    name: str
+    aliases: list[str] = []
+
+
+class UserSpec(_Spec):
+    name: str
+    role: Role = "member"
+    groups: list[str] = []
+    limits: LimitsSpec | None = None
+
+
+class GatewaySpec(_Spec):
+    server: ServerSpec = ServerSpec()
+    database: DatabaseSpec = DatabaseSpec()
+    logging: LoggingSpec = LoggingSpec()
+    providers: list[ProviderSpec] = []
+    models: list[ModelSpec] = []
+    groups: list[GroupSpec] = []
+    users: list[UserSpec] = []

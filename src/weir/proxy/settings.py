@@ -1,0 +1,34 @@
+"""Settings a serve worker needs, handed from `gatewayctl serve` to each worker process.
+
+granian starts workers as fresh processes that import the app by name, so
+the settings travel as JSON in one environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+SETTINGS_ENV = "WEIR_SERVE_SETTINGS"
+
+
+class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    key_file: str
+    max_body_bytes: int = 32 * 1024 * 1024
+    access_log: bool = True
+    log_level: str = "info"
+    log_bodies: str = "full"
+    snapshot_reload_seconds: float = 60.0
+    upstream_connections: int = 1024
+
+    def __repr__(self) -> str:
+        return f"ServeSettings(max_body_bytes={self.max_body_bytes}, log_bodies={self.log_bodies!r})"
+
+    def to_environment(self) -> dict[str, str]:
+        return {SETTINGS_ENV: msgspec.json.encode(self).decode()}
+
+    @classmethod
+    def from_environment(cls) -> ServeSettings:
+        return msgspec.json.decode(os.environ[SETTINGS_ENV], type=cls)

@@ -1,0 +1,56 @@
+"""Relaying an upstream response to the client: whole when its length is known, else chunk by chunk.
+
+A response with a Content-Length and no event stream is read whole and sent
+with one write. Everything else (SSE, chunked bodies) is streamed: each read
+from the upstream goes to the client before the next read, so nothing is
+held back and a slow client slows the upstream read instead of piling bytes
+up in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from granian.rsgi import ProtocolClosed
+
+from weir.errors import UpstreamError
+from weir.proxy.routing import DROPPED_RESPONSE_HEADERS
+from weir.proxy.upstream import UpstreamResponse
+
+logger = logging.getLogger(__name__)
+
+
+def response_headers(response: UpstreamResponse, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return the upstream's headers minus hop-by-hop ones, plus Weir's own."""
+    headers = [(name, value) for name, value in response.headers if name.lower() not in DROPPED_RESPONSE_HEADERS]
+    headers.extend(extra)
+    return headers
+
+
+def is_streamed(response: UpstreamResponse) -> bool:
+    return response.content_length is None or response.content_type.startswith("text/event-stream")
+
+
+async def relay(protocol: Any, response: UpstreamResponse, headers: list[tuple[str, str]]) -> bool:
+    """Send `response` to the client; return False when the client went away first."""
+    if not is_streamed(response):
+        body = await response.read()
+        response.release()
+        protocol.response_bytes(response.status, headers, body)
+        return True
+
+    transport = protocol.response_stream(response.status, headers)
+    try:
+        async for chunk in response.chunks():
+            await transport.send_bytes(chunk)
+    except ProtocolClosed:
+        # The client disconnected: drop the upstream connection so the
+        # provider stops generating (and billing) tokens nobody will read.
+        response.close()
+        return False
+    except UpstreamError:
+        response.close()
+        raise
+    response.release()
+    return True

@@ -1,0 +1,113 @@
+"""The upstream HTTP client of the proxy, behind one small interface.
+
+`UpstreamClient.send` returns an `UpstreamResponse` once the status line and
+headers have arrived; the body is read or streamed afterwards. The client is
+aiohttp with one session per worker, built at worker start-up. It forwards
+bytes as received: no automatic decompression and no headers of its own.
+Failures become `UpstreamConnectError` or `UpstreamTimeout`, so nothing above
+this module sees an aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from weir.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+
+STREAM_READ_BYTES = 64 * 1024  # upper bound of one relayed read, so a slow client cannot make us buffer a whole body
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    connect_timeout: float
+    read_timeout: float
+    """Seconds allowed for the first response byte, and then between reads."""
+
+    def __repr__(self) -> str:
+        return f"UpstreamRequest({self.method} {self.url.split('?', 1)[0]})"
+
+
+class UpstreamResponse:
+    """An upstream response whose status and headers have arrived."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers]
+
+    @property
+    def content_type(self) -> str:
+        return self._response.headers.get("content-type", "")
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise UpstreamTimeout("The upstream stopped sending its response.") from error
+        except aiohttp.ClientError as error:
+            raise UpstreamError(f"The upstream response broke off: {type(error).__name__}.") from error
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield body bytes as they arrive, at most `STREAM_READ_BYTES` at a time."""
+        try:
+            while True:
+                chunk = await self._response.content.readany()
+                if not chunk:
+                    return
+                for start in range(0, len(chunk), STREAM_READ_BYTES):
+                    yield chunk[start:start + STREAM_READ_BYTES]
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise UpstreamTimeout("The upstream stopped sending its stream.") from error
+        except aiohttp.ClientError as error:
+            raise UpstreamError(f"The upstream stream broke off: {type(error).__name__}.") from error
+
+    def close(self) -> None:
+        """Drop the connection: used when the client went away or the stream broke."""
+        self._response.close()
+
+    def release(self) -> None:
+        """Return the connection to the pool; only valid after the whole body was read."""
+        self._response.release()
+
+
+class UpstreamClient:
+    """A pooled keep-alive client for one worker."""
+
+    def __init__(self, max_connections: int) -> None:
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60,
+                                         enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=request.connect_timeout,
+                                        sock_read=request.read_timeout)
+        try:
+            response = await self._session.request(
+                request.method, request.url, headers=request.headers, data=request.body,
+                timeout=timeout, allow_redirects=False, compress=None,
+            )
+        except aiohttp.ConnectionTimeoutError as error:
+            raise UpstreamTimeout("The upstream did not accept the connection in time.") from error
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise UpstreamTimeout("The upstream did not answer in time.") from error
+        except aiohttp.ClientError as error:
+            raise UpstreamConnectError(f"The upstream could not be reached: {type(error).__name__}.") from error
+        return UpstreamResponse(response)
+
+    async def close(self) -> None:
+        await self._session.close()
