@@ -51,11 +51,12 @@ def root(
     cli_state.debug = debug
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run `gatewayctl`: exit 0 on success, 1 on an error the user can fix, 2 on bad usage."""
-    debug = "--debug" in sys.argv
+    arguments = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in arguments
     try:
-        app(standalone_mode=False)
+        app(args=arguments, prog_name="gatewayctl", standalone_mode=False)
     except WeirError as error:
         if debug:
             traceback.print_exc()
