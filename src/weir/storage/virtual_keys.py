@@ -83,7 +83,8 @@ def list_keys(connection: psycopg.Connection[Any], user: str | None = None) -> l
     if user is None:
         rows = connection.execute(_SELECT + " ORDER BY k.id").fetchall()
     else:
-        rows = connection.execute(_SELECT + " WHERE u.name = %s ORDER BY k.id", (get_user(connection, user).name,))
+        owner = get_user(connection, user).name
+        rows = connection.execute(_SELECT + " WHERE u.name = %s ORDER BY k.id", (owner,)).fetchall()
     return [VirtualKeyRow(**row) for row in rows]
 
 
