@@ -7,6 +7,8 @@ Nothing here talks to any address but 127.0.0.1 and local Unix sockets.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +24,42 @@ from weir.config.reconcile import apply_spec
 from weir.config.spec import GatewaySpec
 from weir.crypto import CredentialBox, generate_data_key
 from weir.storage.database import connect
-from weir.storage.embedded import start_embedded_postgres
+from weir.storage.embedded import start_embedded_postgres, stop_embedded_postgres
 
 TEST_SECRET_KEY = generate_data_key()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest keeps only the three newest numbered temporary directories under
+    # one root and deletes older ones at start-up, even while another pytest
+    # process still uses them (with its embedded Postgres inside). A private
+    # root per run keeps parallel runs out of each other's way.
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="weir-pytest-")
+        config.stash[_PRIVATE_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    private = config.stash.get(_PRIVATE_BASETEMP, None)
+    if private is not None:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+_PRIVATE_BASETEMP = pytest.StashKey[str]()
+
+
 @pytest.fixture(scope="session")
 def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
-    server_url = os.environ.get("WEIR_TEST_DATABASE_URL") or start_embedded_postgres(
-        tmp_path_factory.mktemp("embedded")
-    )
+    embedded_dir = None
+    server_url = os.environ.get("WEIR_TEST_DATABASE_URL")
+    if not server_url:
+        embedded_dir = tmp_path_factory.mktemp("embedded")
+        server_url = start_embedded_postgres(embedded_dir)
     factory = DatabaseFactory(server_url)
     yield factory
     factory.close()
+    if embedded_dir is not None:
+        stop_embedded_postgres(embedded_dir)
 
 
 @pytest.fixture
@@ -99,10 +124,11 @@ def start_gateway(environment: dict[str, str], tmp_path: Path) -> Iterator[Calla
     started: list[GatewayProcess] = []
 
     def start(workers: int = 1, config: Path | None = None, wait: bool = True,
-              extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> GatewayProcess:
+              extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+              command: list[str] | None = None) -> GatewayProcess:
         log_path = tmp_path / f"gateway-{len(started)}.log"
         process = GatewayProcess({**environment, **(env or {})}, log_path, workers=workers, config=config,
-                                 extra_args=extra_args)
+                                 extra_args=extra_args, command=command)
         started.append(process)
         return process.wait_ready() if wait else process
 
