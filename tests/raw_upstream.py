@@ -3,7 +3,7 @@
 It writes responses byte for byte, so a test can reset a connection, stop a
 chunked body halfway, split one SSE event over several writes, hold the
 headers back, or wait without responding. It also records when the gateway
-closes each connection, which is how a test sees a cancellation.
+closes each connection, which is how a test observes a cancellation.
 """
 
 from __future__ import annotations

@@ -180,7 +180,8 @@ def test_cooling_off_alias_answers_503_at_once(start_worker, raw_upstream: RawUp
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "deployments_unavailable"
-    assert "'chat'" in error["message"] and "failed repeatedly" in error["message"]
+    assert "'chat'" in error["message"]
+    assert "failed repeatedly" in error["message"]
     assert len(raw_upstream.connections) == 3
 
 

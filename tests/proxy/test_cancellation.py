@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 
+import pytest
+
 from tests.proxy.faults import Setup, deployment, logged, raw_upstream, routing_spec, start_worker
 from tests.raw_upstream import RawReply, RawUpstream
+from weir.proxy.cancellation import run_until_disconnect
 
 __all__ = ["raw_upstream", "start_worker"]  # fixtures used below
 
@@ -80,3 +84,56 @@ def test_gateway_serves_after_cancelled_requests(start_worker, raw_upstream: Raw
     assert response.status_code == 200
     assert response.json() == {"ok": True}
     wait_for(lambda: all(c.closed_by_peer_at for c in raw_upstream.connections[:3]), timeout=2)
+
+
+class FakeProtocol:
+    """Only the disconnect future of an RSGI protocol, completed when a test says the client left."""
+
+    def __init__(self) -> None:
+        self.disconnect: asyncio.Future[None] | None = None
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        self.disconnect = asyncio.get_running_loop().create_future()
+        return self.disconnect
+
+
+def test_finished_work_is_not_cancelled() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        protocol = FakeProtocol()
+        result = await run_until_disconnect(protocol, asyncio.sleep(0.01))
+        return result, protocol.disconnect is not None and protocol.disconnect.cancelled()
+
+    disconnected, watcher_cancelled = asyncio.run(scenario())
+
+    assert disconnected is False
+    assert watcher_cancelled is True
+
+
+def test_disconnect_cancels_running_work() -> None:
+    seen: list[str] = []
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def scenario() -> bool:
+        protocol = FakeProtocol()
+        asyncio.get_running_loop().call_later(0.05, lambda: protocol.disconnect.set_result(None))  # type: ignore[union-attr]
+        return await run_until_disconnect(protocol, work())
+
+    assert asyncio.run(scenario()) is True
+    assert seen == ["cancelled"]
+
+
+def test_other_cancellation_still_propagates() -> None:
+    async def scenario() -> None:
+        inner = asyncio.ensure_future(run_until_disconnect(FakeProtocol(), asyncio.sleep(10)))
+        await asyncio.sleep(0.01)
+        inner.cancel()
+        await inner
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(scenario())

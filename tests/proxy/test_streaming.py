@@ -85,7 +85,8 @@ def test_broken_stream_never_ends_cleanly(start_worker, raw_upstream: RawUpstrea
 
     body, ending = raw_post(setup, json.dumps(STREAM).encode())
 
-    assert b'data: {"n": 1}\n\n' in body and b'data: {"n": 2}\n\n' in body
+    assert b'data: {"n": 1}\n\n' in body
+    assert b'data: {"n": 2}\n\n' in body
     assert not body.endswith(TERMINATOR)
     assert b"[DONE]" not in body
     assert ending in ("eof", "reset")

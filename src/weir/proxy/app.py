@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -26,6 +25,7 @@ from weir.proxy.auth import authenticate, authorize, presented_key
 from weir.proxy.attempts import Attempt, forward
 from weir.proxy.balancer import Balancer
 from weir.proxy.body import read_head
+from weir.proxy.cancellation import run_until_disconnect
 from weir.proxy.encoding import decode_body
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
 from weir.proxy.routing import ClientRequest, build_upstream_request, forwardable_headers
@@ -111,8 +111,13 @@ class Gateway:
             if not route.deployments:
                 raise errors.no_deployment(alias)
             raise errors.deployments_cooling_off(alias, self.balancer.seconds_until_available(route))
-        await _until_client_disconnects(protocol, exchange, self._forward(scope, protocol, exchange, route, plan,
-                                                                           request))
+        work = self._forward(scope, protocol, exchange, route, plan, request)
+        if await run_until_disconnect(protocol, work):
+            exchange.cancelled = True
+            exchange.error = "client_disconnected"
+            exchange.status = exchange.status or CLIENT_CLOSED_REQUEST
+            logger.debug("Request %s: the client disconnected, so its upstream request was cancelled",
+                         exchange.request_id)
 
     def _authenticate(self, scope: Any, snapshot: Snapshot, exchange: Exchange) -> AuthorizedKey:
         headers = scope.headers
@@ -257,36 +262,6 @@ async def _read_body(protocol: Any, headers: Any, limit: int) -> bytes:
             raise errors.body_too_large(limit)
         parts.append(chunk)
     return b"".join(parts)
-
-
-async def _until_client_disconnects(protocol: Any, exchange: Exchange, work: Coroutine[Any, Any, None]) -> None:
-    """Run `work`, cancelling it the moment the client disconnects.
-
-    Cancelling closes the upstream connection wherever the request is: waiting
-    for headers, between retries, or in the middle of a stream.
-    """
-    task = asyncio.current_task()
-    watcher = asyncio.ensure_future(protocol.client_disconnect())
-
-    def cancel(_: object) -> None:
-        if not watcher.cancelled() and task is not None:
-            exchange.cancelled = True
-            task.cancel()
-
-    watcher.add_done_callback(cancel)
-    try:
-        await work
-    except asyncio.CancelledError:
-        if not exchange.cancelled or task is None:
-            raise
-        task.uncancel()
-        exchange.error = "client_disconnected"
-        exchange.status = exchange.status or CLIENT_CLOSED_REQUEST
-        logger.debug("Request %s: the client disconnected; the upstream request was cancelled",
-                     exchange.request_id)
-    finally:
-        watcher.remove_done_callback(cancel)
-        watcher.cancel()
 
 
 def _model_entry(alias: str, created: int) -> dict[str, Any]:

@@ -38,8 +38,9 @@ class Attempt:
         self._started = time.perf_counter()
         self.deployment = deployment
         self.outcome = "pending"
-        """One of: answered (its response went to the client), retried (its status was in `retry_on`), connect_error, timeout,
-        broken (the stream stopped midway), idle_timeout, cancelled (the client went away)."""
+        """One of: answered (its response went to the client), retried (its status was in `retry_on`),
+        connect_error, timeout, broken (the stream stopped midway), idle_timeout, cancelled (the client
+        went away), error (the gateway failed)."""
         self.status: int | None = None
         self.duration = 0.0
         """Seconds from sending the request to the end of this attempt (for `answered`, the end of the body)."""
@@ -95,8 +96,9 @@ async def _try(balancer: Balancer, route: Route, deployment: Deployment, send: S
     except UpstreamTimeout:
         attempt.end("timeout")
         failure = errors.upstream_timeout(route.alias)
-    except asyncio.CancelledError:
-        attempt.end("cancelled")
+    except BaseException as error:
+        # Cancelled because the client left, or a bug: not the deployment's failure.
+        attempt.end("cancelled" if isinstance(error, asyncio.CancelledError) else "error")
         balancer.finished(deployment, None)
         raise
     else:
