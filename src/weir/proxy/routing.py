@@ -74,8 +74,8 @@ def build_upstream_request(deployment: Deployment, alias: str, request: ClientRe
     return UpstreamRequest(
         method=request.method, url=_upstream_url(deployment, request.path, request.query), headers=headers,
         body=body,
-        connect_timeout=deployment.connect_timeout_seconds, first_byte_timeout=deployment.timeout_seconds,
-        idle_timeout=deployment.idle_timeout_seconds or deployment.timeout_seconds,
+        connect_timeout=deployment.connect_timeout_seconds, read_timeout=deployment.timeout_seconds,
+        idle_timeout=deployment.idle_timeout_seconds,
     )
 
 

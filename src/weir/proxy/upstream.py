@@ -28,10 +28,10 @@ class UpstreamRequest:
     headers: list[tuple[str, str]]
     body: bytes
     connect_timeout: float
-    first_byte_timeout: float
-    """Seconds allowed from sending the request to the response headers (and first body read)."""
-    idle_timeout: float
-    """Seconds allowed between two later reads; nothing bounds the total duration."""
+    read_timeout: float
+    """Seconds allowed from sending the request to the response headers: the first-byte timeout."""
+    idle_timeout: float | None = None
+    """Seconds allowed between two later reads (None: `read_timeout`); nothing bounds the total duration."""
 
     def __repr__(self) -> str:
         return f"UpstreamRequest({self.method} {self.url.split('?', 1)[0]})"
@@ -97,7 +97,7 @@ class UpstreamClient:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=request.connect_timeout,
-                                        sock_read=request.first_byte_timeout)
+                                        sock_read=request.read_timeout)
         try:
             response = await self._session.request(
                 request.method, request.url, headers=request.headers, data=request.body,
@@ -109,7 +109,7 @@ class UpstreamClient:
             raise UpstreamTimeout("The upstream did not answer in time.") from error
         except aiohttp.ClientError as error:
             raise UpstreamConnectError(f"The upstream could not be reached: {type(error).__name__}.") from error
-        _set_idle_timeout(response, request.idle_timeout)
+        _set_idle_timeout(response, request.idle_timeout or request.read_timeout)
         return UpstreamResponse(response)
 
     async def close(self) -> None:
