@@ -35,7 +35,12 @@ async def abort_connection(client: str, server: str) -> bool:
     Return False when no such socket was found.
     """
     await asyncio.sleep(FLUSH_SECONDS)
-    connection = _find_socket(_address(client), _address(server))
+    try:
+        peer, local = _address(client), _address(server)
+    except ValueError:
+        logger.warning("Cannot abort the connection of client %r: not a TCP address; its stream ends cleanly", client)
+        return False
+    connection = _find_socket(peer, local)
     if connection is None:
         logger.warning("Could not find the connection of client %s to abort it; its stream ends cleanly", client)
         return False
