@@ -124,10 +124,11 @@ def start_gateway(environment: dict[str, str], tmp_path: Path) -> Iterator[Calla
     started: list[GatewayProcess] = []
 
     def start(workers: int = 1, config: Path | None = None, wait: bool = True,
-              extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> GatewayProcess:
+              extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+              command: list[str] | None = None) -> GatewayProcess:
         log_path = tmp_path / f"gateway-{len(started)}.log"
         process = GatewayProcess({**environment, **(env or {})}, log_path, workers=workers, config=config,
-                                 extra_args=extra_args)
+                                 extra_args=extra_args, command=command)
         started.append(process)
         return process.wait_ready() if wait else process
 

@@ -23,14 +23,19 @@ class GatewayProcess:
     """One `gatewayctl serve` process; its stderr goes to `log_path` for tests to read."""
 
     def __init__(self, environment: dict[str, str], log_path: Path, *, workers: int = 1,
-                 config: Path | None = None, extra_args: list[str] | None = None) -> None:
+                 config: Path | None = None, extra_args: list[str] | None = None,
+                 command: list[str] | None = None) -> None:
+        """`command`, when given, replaces `gatewayctl serve`; "{port}" in it becomes the chosen port."""
         self.port = free_port()
         self.log_path = log_path
-        command = [sys.executable, "-m", "weir", "serve", "--listen", f"127.0.0.1:{self.port}",
-                   "--workers", str(workers)]
-        if config is not None:
-            command += ["--config", str(config)]
-        command += extra_args or []
+        if command is not None:
+            command = [part.replace("{port}", str(self.port)) for part in command]
+        else:
+            command = [sys.executable, "-m", "weir", "serve", "--listen", f"127.0.0.1:{self.port}",
+                       "--workers", str(workers)]
+            if config is not None:
+                command += ["--config", str(config)]
+            command += extra_args or []
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(command, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

@@ -74,7 +74,8 @@ def _apply_model(connection: psycopg.Connection[Any], spec: ModelSpec) -> bool:
     )
     deployments = [
         DeploymentFields(provider=d.provider, upstream_model=d.model, weight=d.weight,
-                         timeout_seconds=d.timeout, connect_timeout_seconds=d.connect_timeout)
+                         timeout_seconds=d.timeout, connect_timeout_seconds=d.connect_timeout,
+                         idle_timeout_seconds=d.idle_timeout)
         for d in spec.deployments
     ]
     try:

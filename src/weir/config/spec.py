@@ -76,8 +76,11 @@ class DeploymentSpec(_Spec):
     """The model name the provider expects (for `azure`, the deployment name)."""
     weight: Annotated[int, msgspec.Meta(ge=0)] = 1
     timeout: PositiveFloat = 600.0
-    """Seconds to wait for the first response byte and between stream chunks."""
+    """Seconds to wait for the first response byte, and between stream chunks unless `idle_timeout` is set."""
     connect_timeout: PositiveFloat = 10.0
+    """Seconds to wait for the upstream to accept the TCP connection."""
+    idle_timeout: PositiveFloat | None = None
+    """Maximum pause between stream chunks, in seconds. No limit applies to a stream's total duration."""
 
 
 class ModelSpec(_Spec):
@@ -104,8 +107,19 @@ class UserSpec(_Spec):
     limits: LimitsSpec | None = None
 
 
+class RoutingSpec(_Spec):
+    failures_before_cooldown: PositiveInt = 3
+    """Consecutive failed attempts after which a deployment is taken out of rotation."""
+    cooldown_seconds: PositiveFloat = 30.0
+    """Seconds a failing deployment stays out before one request tries it again."""
+    broken_stream: Literal["close", "sse-error"] = "close"
+    """Ending of a stream that the upstream breaks midway. `close` drops the client connection without
+    the final chunk. `sse-error` ends an event stream with an SSE `error` event and no `[DONE]`."""
+
+
 class GatewaySpec(_Spec):
     server: ServerSpec = ServerSpec()
+    routing: RoutingSpec = RoutingSpec()
     database: DatabaseSpec = DatabaseSpec()
     logging: LoggingSpec = LoggingSpec()
     providers: list[ProviderSpec] = []

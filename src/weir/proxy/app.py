@@ -18,22 +18,27 @@ from typing import Any
 import msgspec
 
 from weir.crypto import load_credential_box
-from weir.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from weir.errors import UpstreamError, UpstreamTimeout
 from weir.logs import ACCESS_LOGGER, configure_logging
 from weir.proxy import errors
 from weir.proxy.auth import authenticate, authorize, presented_key
+from weir.proxy.attempts import Attempt, forward
+from weir.proxy.balancer import Balancer
 from weir.proxy.body import read_head
+from weir.proxy.cancellation import run_until_disconnect
+from weir.proxy.encoding import decode_body
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
-from weir.proxy.routing import build_upstream_request
+from weir.proxy.routing import ClientRequest, build_upstream_request, forwardable_headers
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
-from weir.proxy.streaming import relay, response_headers
+from weir.proxy.streaming import CLIENT_GONE, COMPLETED, BrokenStreamEnding, relay, response_headers
 from weir.proxy.upstream import UpstreamClient, UpstreamResponse
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger(ACCESS_LOGGER)
 
 _encode = msgspec.json.Encoder().encode
+CLIENT_CLOSED_REQUEST = 499  # status recorded, never sent, when the client left before any response (as nginx logs it)
 
 
 class Gateway:
@@ -43,6 +48,8 @@ class Gateway:
         self.settings = settings
         self.snapshots: SnapshotKeeper | None = None
         self.client: UpstreamClient | None = None
+        self.balancer = Balancer(settings.failures_before_cooldown, settings.cooldown_seconds)
+        self.broken_stream = BrokenStreamEnding(settings.broken_stream)
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         configure_logging(self.settings.log_level, access_log=self.settings.access_log)
@@ -94,21 +101,23 @@ class Gateway:
     async def _proxy(self, scope: Any, protocol: Any, exchange: Exchange) -> None:
         snapshot = self._snapshot()
         key = self._authenticate(scope, snapshot, exchange)
-        body = await _read_body(protocol, scope.headers, self.settings.max_body_bytes)
-        alias = read_head(body).model
+        request = await self._read_request(scope, protocol)
+        alias = read_head(request.decoded_body).model
         exchange.alias = alias
         route = authorize(snapshot, key, alias)
 
-        response, deployment = await self._forward(route, scope, body)
-        exchange.status = response.status
-        exchange.deployment = deployment.label
-        headers = response_headers(response, exchange.headers())
-        try:
-            exchange.completed = await relay(protocol, response, headers)
-        except UpstreamTimeout:
-            raise errors.upstream_timeout(alias) from None
-        except UpstreamError:
-            raise errors.upstream_unreachable(alias) from None
+        plan = self.balancer.plan(route, snapshot.routes)
+        if not plan:
+            if not route.deployments:
+                raise errors.no_deployment(alias)
+            raise errors.deployments_cooling_off(alias, self.balancer.seconds_until_available(route))
+        work = self._forward(scope, protocol, exchange, route, plan, request)
+        if await run_until_disconnect(protocol, work):
+            exchange.cancelled = True
+            exchange.error = "client_disconnected"
+            exchange.status = exchange.status or CLIENT_CLOSED_REQUEST
+            logger.debug("Request %s: the client disconnected, so its upstream request was cancelled",
+                         exchange.request_id)
 
     def _authenticate(self, scope: Any, snapshot: Snapshot, exchange: Exchange) -> AuthorizedKey:
         headers = scope.headers
@@ -116,37 +125,53 @@ class Gateway:
         exchange.key_prefix = key.prefix
         return key
 
-    async def _forward(self, route: Route, scope: Any, body: bytes) -> tuple[UpstreamResponse, Deployment]:
-        """Send the request to the route's deployments in turn until one gives a final answer.
+    async def _read_request(self, scope: Any, protocol: Any) -> ClientRequest:
+        limit = self.settings.max_body_bytes
+        body = await _read_body(protocol, scope.headers, limit)
+        encoding = scope.headers.get("content-encoding")
+        decoded = decode_body(body, encoding, limit) if encoding else body
+        return ClientRequest(method="POST", path=scope.path, query=scope.query_string,
+                             headers=forwardable_headers(scope.headers.items()), body=body, decoded_body=decoded)
 
-        A connect error, a timeout before the first byte, or a status in the
-        route's `retry_on` moves on to the next deployment while attempts
-        remain. The last deployment's answer is returned whatever its status.
-        """
-        attempts = route.attempt_order()[:route.max_attempts]
-        if not attempts:
-            raise errors.no_deployment(route.alias)
-        client_headers = scope.headers.items()
-        failure: ProxyError | None = None
+    async def _forward(self, scope: Any, protocol: Any, exchange: Exchange, route: Route, plan: list[Deployment],
+                       request: ClientRequest) -> None:
+        """Send the request along `plan` (see `weir.proxy.attempts`), then relay the response."""
+        alias = route.alias
+        client = self.client
 
-        for number, deployment in enumerate(attempts, start=1):
-            request = build_upstream_request(deployment, route.alias, "POST", scope.path, scope.query_string,
-                                             client_headers, body)
-            try:
-                response = await self.client.send(request)  # type: ignore[union-attr]
-            except UpstreamConnectError:
-                failure = errors.upstream_unreachable(route.alias)
-            except UpstreamTimeout:
-                failure = errors.upstream_timeout(route.alias)
+        async def send(deployment: Deployment) -> UpstreamResponse:
+            return await client.send(build_upstream_request(deployment, alias, request))  # type: ignore[union-attr]
+
+        response, deployment = await forward(self.balancer, route, plan, send, exchange.attempts)
+        exchange.status = response.status
+        exchange.deployment = deployment.label
+        served = exchange.attempts[-1]
+        succeeded: bool | None = False
+        try:
+            ending = await relay(scope, protocol, response, response_headers(response, exchange.headers()),
+                                 self.broken_stream, alias)
+        except UpstreamTimeout:
+            served.end("timeout")
+            raise errors.upstream_timeout(alias) from None
+        except UpstreamError:
+            served.end("broken")
+            raise errors.upstream_unreachable(alias) from None
+        except asyncio.CancelledError:
+            served.end("cancelled")
+            succeeded = None
+            raise
+        else:
+            exchange.completed = ending == COMPLETED
+            exchange.cancelled = ending == CLIENT_GONE
+            if exchange.completed:
+                served.end("answered")
+            elif exchange.cancelled:
+                served.end("cancelled")
             else:
-                if response.status not in route.retry_on or number == len(attempts):
-                    return response, deployment
-                response.close()
-                failure = None
-            logger.warning("Attempt %d of %d for alias %s on %s failed", number, len(attempts),
-                           route.alias, deployment.label)
-
-        raise failure or errors.upstream_unreachable(route.alias)
+                served.end(ending)
+            succeeded = None if exchange.cancelled else exchange.completed and response.status not in route.retry_on
+        finally:
+            self.balancer.finished(deployment, succeeded)
 
     def _list_models(self, scope: Any, protocol: Any, exchange: Exchange) -> None:
         snapshot = self._snapshot()
@@ -196,16 +221,23 @@ class Gateway:
 class Exchange:
     """What one request did, gathered for the access log and the request log."""
 
-    __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed")
+    __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed", "cancelled",
+                 "attempts")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.alias: str | None = None
         self.key_prefix: str | None = None
         self.deployment: str | None = None
+        """The deployment that served the response (the last attempt's)."""
         self.status = 0
         self.error: str | None = None
         self.completed = False
+        """True once the whole response reached the client."""
+        self.cancelled = False
+        """True when the client disconnected before the response was complete."""
+        self.attempts: list[Attempt] = []
+        """Every deployment tried, in order; when a response was relayed, the last one served it."""
 
     def headers(self) -> list[tuple[str, str]]:
         headers = [("x-request-id", self.request_id)]
@@ -238,10 +270,18 @@ def _model_entry(alias: str, created: int) -> dict[str, Any]:
 
 def _log_access(scope: Any, exchange: Exchange, started: float) -> None:
     access_logger.info(
-        "%s %s %s %d alias=%s key=%s deployment=%s %.1fms", exchange.request_id, scope.method, scope.path,
+        "%s %s %s %d alias=%s key=%s deployment=%s %.1fms%s", exchange.request_id, scope.method, scope.path,
         exchange.status, exchange.alias or "-", exchange.key_prefix or "-", exchange.deployment or "-",
-        (time.perf_counter() - started) * 1000,
+        (time.perf_counter() - started) * 1000, _attempts_field(exchange),
     )
+
+
+def _attempts_field(exchange: Exchange) -> str:
+    # Only requests that were retried, broke or were cancelled pay for this text.
+    attempts = exchange.attempts
+    if not attempts or (len(attempts) == 1 and attempts[0].outcome == "answered"):
+        return ""
+    return " attempts=" + ",".join(f"{a.deployment}={a.outcome}/{a.status or '-'}" for a in attempts)
 
 
 def create_app() -> Gateway:

@@ -116,6 +116,35 @@ def no_deployment(alias: str) -> ProxyError:
     )
 
 
+def upstream_stream_broken(alias: str) -> ProxyError:
+    return ProxyError(
+        502, f"The upstream for model {alias!r} stopped in the middle of its response, which is incomplete. "
+        "Retry the request.", type="upstream_error", code="upstream_stream_broken",
+    )
+
+
+def deployments_cooling_off(alias: str, seconds: float) -> ProxyError:
+    return ProxyError(
+        503, f"Every deployment of model {alias!r} failed repeatedly and is paused; the first comes back "
+        f"in {seconds:.0f} s. Retry then, or ask your Weir admin to check its providers.",
+        type="upstream_error", code="deployments_unavailable",
+    )
+
+
+def unsupported_encoding(encoding: str) -> ProxyError:
+    return ProxyError(
+        415, f"Content-Encoding {encoding!r} is not supported. Send the body uncompressed, or as gzip, "
+        "deflate or zstd.", type="invalid_request_error", code="unsupported_content_encoding",
+    )
+
+
+def invalid_encoding(encoding: str) -> ProxyError:
+    return ProxyError(
+        400, f"The request body is not valid {encoding} data, as its Content-Encoding header says.",
+        type="invalid_request_error", code="invalid_body",
+    )
+
+
 def internal_error(request_id: str) -> ProxyError:
     return ProxyError(
         500, f"Weir failed to handle this request. Quote request ID {request_id} to your Weir admin.",

@@ -4,9 +4,17 @@ Building the upstream request means: the provider's URL for the path, the
 client's headers minus everything hop-by-hop or secret, the provider's
 credential in the header its kind expects, and the body with `model`
 rewritten only when the deployment's upstream name differs from the alias.
+
+A compressed body is forwarded compressed, as received. When `model` must be
+rewritten in it, the gateway sends the decoded body with the rewrite and
+drops Content-Encoding: recompressing would cost CPU on every such request
+to save bandwidth on a short local hop. aiohttp sets Content-Length from the
+bytes actually sent.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from weir.proxy.body import replace_model
 from weir.proxy.snapshot import Deployment, Provider
@@ -26,20 +34,48 @@ DROPPED_RESPONSE_HEADERS = frozenset({
 ANTHROPIC_DEFAULT_VERSION = "2023-06-01"
 
 
-def build_upstream_request(deployment: Deployment, alias: str, method: str, path: str, query: str,
-                           client_headers: list[tuple[str, str]], body: bytes) -> UpstreamRequest:
-    """Build the request for `deployment` from the client's `path` (which starts with /v1/)."""
-    provider = deployment.provider
-    if deployment.upstream_model != alias and body:
-        body = replace_model(body, deployment.upstream_model)
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """The parts of a client's request that every attempt reuses."""
 
-    headers = [(name, value) for name, value in client_headers if name not in _DROPPED_REQUEST_HEADERS]
-    headers.extend(provider.headers)
+    method: str
+    path: str
+    """Starts with /v1/."""
+    query: str
+    headers: list[tuple[str, str]]
+    """The client's headers that may go upstream (see `forwardable_headers`)."""
+    body: bytes
+    """As received, compressed or not."""
+    decoded_body: bytes
+    """`body` with its Content-Encoding undone; the same object when it had none."""
+
+
+def forwardable_headers(client_headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return the client's headers minus hop-by-hop ones, those its Connection header names, and credentials."""
+    dropped = _DROPPED_REQUEST_HEADERS
+    for name, value in client_headers:
+        if name == "connection":
+            dropped = dropped.union(token.strip().lower() for token in value.split(","))
+    return [(name, value) for name, value in client_headers if name not in dropped]
+
+
+def build_upstream_request(deployment: Deployment, alias: str, request: ClientRequest) -> UpstreamRequest:
+    """Build the request for `deployment` from the client's request."""
+    provider = deployment.provider
+    body, headers = request.body, request.headers
+    if deployment.upstream_model != alias and body:
+        body = replace_model(request.decoded_body, deployment.upstream_model)
+        if request.decoded_body is not request.body:
+            headers = [(name, value) for name, value in headers if name != "content-encoding"]
+
+    headers = [*headers, *provider.headers]
     headers.extend(_credential_headers(provider, headers))
 
     return UpstreamRequest(
-        method=method, url=_upstream_url(deployment, path, query), headers=headers, body=body,
+        method=request.method, url=_upstream_url(deployment, request.path, request.query), headers=headers,
+        body=body,
         connect_timeout=deployment.connect_timeout_seconds, read_timeout=deployment.timeout_seconds,
+        idle_timeout=deployment.idle_timeout_seconds,
     )
 
 

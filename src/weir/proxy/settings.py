@@ -7,6 +7,7 @@ the settings travel as JSON in one environment variable.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import msgspec
 
@@ -22,6 +23,9 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_bodies: str = "full"
     snapshot_reload_seconds: float = 60.0
     upstream_connections: int = 1024
+    failures_before_cooldown: int = 3
+    cooldown_seconds: float = 30.0
+    broken_stream: Literal["close", "sse-error"] = "close"
 
     def __repr__(self) -> str:
         return f"ServeSettings(max_body_bytes={self.max_body_bytes}, log_bodies={self.log_bodies!r})"

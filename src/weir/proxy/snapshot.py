@@ -51,6 +51,7 @@ class Deployment:
     weight: int
     timeout_seconds: float
     connect_timeout_seconds: float
+    idle_timeout_seconds: float | None = None
 
     @property
     def label(self) -> str:
@@ -220,6 +221,7 @@ def _routes(rows: dict[str, list[dict[str, Any]]], providers: dict[int, Provider
         deployments.setdefault(row["alias_id"], []).append(Deployment(
             id=row["id"], provider=provider, upstream_model=row["upstream_model"], weight=row["weight"],
             timeout_seconds=row["timeout_seconds"], connect_timeout_seconds=row["connect_timeout_seconds"],
+            idle_timeout_seconds=row["idle_timeout_seconds"],
         ))
 
     routes = {}

@@ -29,7 +29,9 @@ class UpstreamRequest:
     body: bytes
     connect_timeout: float
     read_timeout: float
-    """Seconds allowed for the first response byte, and then between reads."""
+    """Seconds allowed from sending the request to the response headers: the first-byte timeout."""
+    idle_timeout: float | None = None
+    """Seconds allowed between two later reads (None: `read_timeout`); nothing bounds the total duration."""
 
     def __repr__(self) -> str:
         return f"UpstreamRequest({self.method} {self.url.split('?', 1)[0]})"
@@ -107,7 +109,23 @@ class UpstreamClient:
             raise UpstreamTimeout("The upstream did not answer in time.") from error
         except aiohttp.ClientError as error:
             raise UpstreamConnectError(f"The upstream could not be reached: {type(error).__name__}.") from error
+        _set_idle_timeout(response, request.idle_timeout or request.read_timeout)
         return UpstreamResponse(response)
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def _set_idle_timeout(response: aiohttp.ClientResponse, seconds: float) -> None:
+    # aiohttp has one read timeout per connection (`sock_read`), restarted on
+    # every read. It was the first-byte timeout until the headers came, and
+    # from now on it bounds the pause between reads. The timer restarts at
+    # once with the new value unless the body is already complete, because
+    # aiohttp stops the timer at the end of the body. A timer left running
+    # would fail the connection after it went back to the pool.
+    connection = response.connection
+    if connection is None or connection.protocol is None:
+        return
+    connection.protocol.read_timeout = seconds
+    if not response.content.is_eof():
+        connection.protocol.start_timeout()

@@ -22,6 +22,8 @@ class DeploymentFields:
     weight: int = 1
     timeout_seconds: float = 600.0
     connect_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float | None = None
+    """Maximum pause between stream chunks, in seconds; None means `timeout_seconds`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class DeploymentRow:
     weight: int
     timeout_seconds: float
     connect_timeout_seconds: float
+    idle_timeout_seconds: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +67,14 @@ class AliasRow:
 _ALIAS_COLUMNS = "id, name, strategy, fallbacks, max_attempts, retry_on, log_bodies, source, created_at"
 _DEPLOYMENT_SELECT = """
     SELECT d.id, d.provider_id, p.name AS provider, d.upstream_model, d.weight,
-           d.timeout_seconds, d.connect_timeout_seconds
+           d.timeout_seconds, d.connect_timeout_seconds, d.idle_timeout_seconds
     FROM deployments d JOIN providers p ON p.id = d.provider_id
     WHERE d.alias_id = %s ORDER BY d.position, d.id
 """
 _VIOLATIONS = {
     "aliases_strategy_check": "The strategy must be 'weighted' or 'least-busy'.",
     "deployments_weight_check": "A deployment's weight must be 0 or more.",
+    "deployments_idle_timeout_check": "A deployment's idle timeout must be more than 0 seconds.",
     "deployments_alias_provider_model_key": "The alias already has a deployment of that model on that provider.",
 }
 
@@ -132,9 +136,10 @@ def replace_deployments(connection: psycopg.Connection[Any], name: str,
         for position, deployment in enumerate(deployments):
             connection.execute(
                 "INSERT INTO deployments (alias_id, provider_id, upstream_model, weight, timeout_seconds, "
-                "connect_timeout_seconds, position) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "connect_timeout_seconds, idle_timeout_seconds, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (alias_id, provider_ids[deployment.provider], deployment.upstream_model, deployment.weight,
-                 deployment.timeout_seconds, deployment.connect_timeout_seconds, position),
+                 deployment.timeout_seconds, deployment.connect_timeout_seconds, deployment.idle_timeout_seconds,
+                 position),
             )
 
 

@@ -33,7 +33,8 @@ _QUERIES = {
     """,
     "aliases": "SELECT id, name, strategy, fallbacks, max_attempts, retry_on, log_bodies FROM aliases",
     "deployments": """
-        SELECT id, alias_id, provider_id, upstream_model, weight, timeout_seconds, connect_timeout_seconds
+        SELECT id, alias_id, provider_id, upstream_model, weight, timeout_seconds, connect_timeout_seconds,
+               idle_timeout_seconds
         FROM deployments ORDER BY alias_id, position, id
     """,
     "rate_limits": "SELECT user_id, virtual_key_id, alias_id, requests_per_minute, tokens_per_minute FROM rate_limits",
