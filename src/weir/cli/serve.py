@@ -51,6 +51,9 @@ def serve(
         database_url=url, key_file=str(key_file().resolve()), max_body_bytes=spec.server.max_body_bytes,
         access_log=spec.server.access_log, log_level=spec.logging.level, log_bodies=spec.logging.bodies,
         snapshot_reload_seconds=spec.server.snapshot_reload_seconds,
+        upstream_client=spec.server.upstream_client,
+        failures_before_cooldown=spec.routing.failures_before_cooldown,
+        cooldown_seconds=spec.routing.cooldown_seconds, broken_stream=spec.routing.broken_stream,
     )
     os.environ.update(settings.to_environment())
     console.print(f"Weir is serving the OpenAI-compatible API on http://{host}:{port}/v1 "

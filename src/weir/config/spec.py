@@ -35,6 +35,8 @@ class ServerSpec(_Spec):
     """Write one line per proxied request on the `weir.access` logger."""
     snapshot_reload_seconds: PositiveFloat = 60.0
     """Full reload of the in-memory snapshot as a safety net beside change notifications, in seconds."""
+    upstream_client: Literal["httptools", "aiohttp"] = "httptools"
+    """HTTP client for upstream calls: Weir's own keep-alive pool on httptools, or aiohttp."""
 
 
 class DatabaseSpec(_Spec):

@@ -32,7 +32,7 @@ from weir.proxy.routing import ClientRequest, build_upstream_request, forwardabl
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
 from weir.proxy.streaming import CLIENT_GONE, COMPLETED, BrokenStreamEnding, relay, response_headers
-from weir.proxy.upstream import UpstreamClient, UpstreamResponse
+from weir.proxy.upstream import UpstreamClient, UpstreamResponse, create_upstream_client
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -63,7 +63,7 @@ class Gateway:
         self.snapshots = SnapshotKeeper(self.settings.database_url, credential_box,
                                         self.settings.snapshot_reload_seconds)
         await self.snapshots.start()
-        self.client = UpstreamClient(self.settings.upstream_connections)
+        self.client = create_upstream_client(self.settings.upstream_client, self.settings.upstream_connections)
         logger.debug("Worker %d ready", os.getpid())
 
     async def stop(self) -> None:

@@ -50,7 +50,7 @@ class Http1Client:
 
         connection, reused = await self._acquire(origin, request.connect_timeout)
         try:
-            await connection.exchange(head, request.body, request.read_timeout)
+            await connection.exchange(head, request.body, request.read_timeout, request.idle_timeout)
         except _StaleConnection:
             if not reused:
                 raise UpstreamConnectError("The upstream closed the connection before answering.") from None
@@ -63,7 +63,7 @@ class Http1Client:
 
     async def _exchange_once(self, connection: _Connection, head: bytes, request: UpstreamRequest) -> None:
         try:
-            await connection.exchange(head, request.body, request.read_timeout)
+            await connection.exchange(head, request.body, request.read_timeout, request.idle_timeout)
         except BaseException as error:
             connection.abort()
             if isinstance(error, _StaleConnection):
@@ -181,7 +181,7 @@ class _Connection(asyncio.Protocol):
 
     # Exchanges.
 
-    async def exchange(self, head: bytes, body: bytes, read_timeout: float) -> None:
+    async def exchange(self, head: bytes, body: bytes, read_timeout: float, idle_timeout: float | None) -> None:
         """Send one request and wait, up to `read_timeout` seconds, for the response head."""
         self._reset()
         assert self._transport is not None
@@ -191,6 +191,7 @@ class _Connection(asyncio.Protocol):
 
         while not self._headers_complete:
             await self._wait(read_timeout, "The upstream did not answer in time.")
+        self._read_timeout = idle_timeout or read_timeout  # from now on, the longest pause between reads
 
     async def body(self, read_bytes: int) -> AsyncIterator[bytes]:
         while True:
@@ -200,7 +201,7 @@ class _Connection(asyncio.Protocol):
                 continue
             if self._message_complete:
                 return
-            await self._wait(self._read_timeout, "The upstream stopped sending its response.")
+            await self._wait(0.0, "The upstream stopped sending its response.")
 
     def reusable(self) -> bool:
         return (not self._closed and self._message_complete and self._keep_alive
@@ -309,7 +310,8 @@ class _Connection(asyncio.Protocol):
     async def _wait(self, timeout: float, message: str) -> None:
         if self._error is not None:
             raise self._error
-        self._read_timeout = timeout or self._read_timeout
+        if timeout:
+            self._read_timeout = timeout
         waiter = self._waiter = self._loop.create_future()
         timer = self._loop.call_later(self._read_timeout, _expire, waiter, message)
         try:

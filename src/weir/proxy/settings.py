@@ -22,6 +22,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_bodies: str = "full"
     snapshot_reload_seconds: float = 60.0
+    upstream_client: Literal["httptools", "aiohttp"] = "httptools"
     upstream_connections: int = 1024
     failures_before_cooldown: int = 3
     cooldown_seconds: float = 30.0

@@ -1,11 +1,13 @@
 """The upstream HTTP client of the proxy, behind one small interface.
 
 `UpstreamClient.send` returns an `UpstreamResponse` once the status line and
-headers have arrived; the body is read or streamed afterwards. The client is
-aiohttp with one session per worker, built at worker start-up. It forwards
-bytes as received: no automatic decompression and no headers of its own.
-Failures become `UpstreamConnectError` or `UpstreamTimeout`, so nothing above
-this module sees an aiohttp exception.
+headers have arrived; the body is read or streamed afterwards. Two clients
+implement the interface: `weir.proxy.http1.Http1Client` (the default, a
+purpose-built keep-alive pool on httptools) and `AiohttpClient` here (aiohttp,
+one session per worker). Both are built at worker start-up, forward bytes as
+received with no decompression and no headers of their own, and turn failures
+into `UpstreamConnectError`, `UpstreamTimeout` or `UpstreamError`, so nothing
+above this module sees a library's exception.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -37,8 +40,48 @@ class UpstreamRequest:
         return f"UpstreamRequest({self.method} {self.url.split('?', 1)[0]})"
 
 
-class UpstreamResponse:
+class UpstreamResponse(Protocol):
     """An upstream response whose status and headers have arrived."""
+
+    status: int
+    headers: list[tuple[str, str]]
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Yield body bytes as they arrive, at most `STREAM_READ_BYTES` at a time."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection: used when the client went away or the stream broke."""
+
+    def release(self) -> None:
+        """Return the connection to the pool; only valid after the whole body was read."""
+
+
+class UpstreamClient(Protocol):
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
+
+
+def create_upstream_client(kind: str, max_connections: int) -> UpstreamClient:
+    """Build the worker's upstream client: `httptools` (the default) or `aiohttp`."""
+    if kind == "aiohttp":
+        return AiohttpClient(max_connections)
+    from weir.proxy.http1 import Http1Client
+
+    return Http1Client()
+
+
+class AiohttpResponse:
+    """An aiohttp response whose status and headers have arrived."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
@@ -84,8 +127,8 @@ class UpstreamResponse:
         self._response.release()
 
 
-class UpstreamClient:
-    """A pooled keep-alive client for one worker."""
+class AiohttpClient:
+    """A pooled keep-alive aiohttp client for one worker."""
 
     def __init__(self, max_connections: int) -> None:
         connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60,
@@ -95,7 +138,7 @@ class UpstreamClient:
             timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
         )
 
-    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+    async def send(self, request: UpstreamRequest) -> AiohttpResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=request.connect_timeout,
                                         sock_read=request.read_timeout)
         try:
@@ -110,7 +153,7 @@ class UpstreamClient:
         except aiohttp.ClientError as error:
             raise UpstreamConnectError(f"The upstream could not be reached: {type(error).__name__}.") from error
         _set_idle_timeout(response, request.idle_timeout or request.read_timeout)
-        return UpstreamResponse(response)
+        return AiohttpResponse(response)
 
     async def close(self) -> None:
         await self._session.close()
