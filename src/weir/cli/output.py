@@ -23,6 +23,14 @@ def print_json(document: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(document, enc_hook=_encode_extra)).decode() + "\n")
 
 
+def print_result(document: Any, json: bool, sentence: str) -> None:
+    """Print `document` as JSON for scripts, or `sentence` for people."""
+    if json:
+        print_json(document)
+    else:
+        console.print(sentence, highlight=False, soft_wrap=True)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         console.print(f"No {title.lower()} yet.")

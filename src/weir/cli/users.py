@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from weir.cli.context import database
-from weir.cli.output import console, isoformat, print_json, print_table
+from weir.cli.documents import user_document
+from weir.cli.output import print_json, print_result, print_table
 from weir.errors import InvalidInput
+from weir.storage import groups as group_rows
 from weir.storage import users as user_rows
 from weir.storage.users import ROLES, UserRow
 
-app = typer.Typer(help="Create and list users, who own virtual keys.", no_args_is_help=True)
+app = typer.Typer(help="Create, inspect, change and delete users, who own virtual keys.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
-
-
-def user_document(user: UserRow) -> dict[str, object]:
-    return {"id": user.id, "name": user.name, "role": user.role, "groups": user.groups,
-            "source": user.source, "created_at": isoformat(user.created_at)}
+NameArgument = Annotated[str, typer.Argument(help="The user's unique name.")]
+GroupOption = Annotated[Optional[list[str]], typer.Option(
+    "--group", help="A group the user belongs to; repeat for several. Replaces the user's groups.")]
 
 
 def check_role(role: str) -> str:
@@ -31,20 +31,21 @@ def check_role(role: str) -> str:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The user's unique name.")],
+    name: NameArgument,
     role: Annotated[str, typer.Option(help="admin, auditor or member.")] = "member",
+    group: GroupOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Create a user.
+    """Create a user, optionally in some groups.
 
-    Example: gatewayctl users create alice --role member
+    Example: gatewayctl users create alice --role member --group engineering
     """
     with database(ctx) as connection:
-        user = user_rows.create_user(connection, name, check_role(role))
-    if json:
-        print_json(user_document(user))
-    else:
-        console.print(f"Created user {user.name} with role {user.role}.")
+        user_rows.create_user(connection, name, check_role(role))
+        if group:
+            group_rows.set_user_groups(connection, name, group)
+        user = user_rows.get_user(connection, name)
+    print_result(user_document(user), json, f"Created user {user.name} with role {user.role}{_in_groups(user)}.")
 
 
 @app.command("list")
@@ -60,3 +61,64 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
     else:
         print_table("Users", ["Name", "Role", "Groups", "Source", "Created"],
                     [(u.name, u.role, u.groups, u.source, u.created_at) for u in users])
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArgument, json: JsonOption = False) -> None:
+    """Show one user: role, groups and limits.
+
+    Example: gatewayctl users show alice
+    """
+    with database(ctx) as connection:
+        user = user_rows.get_user(connection, name)
+    if json:
+        print_json(user_document(user))
+    else:
+        print_user(user)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: NameArgument,
+    role: Annotated[Optional[str], typer.Option(help="New role: admin, auditor or member.")] = None,
+    group: GroupOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Change a user's role or groups; what is not given stays as it is.
+
+    Example: gatewayctl users update alice --role auditor --group engineering --group research
+    """
+    if role is None and group is None:
+        raise InvalidInput("Nothing to change: give --role or --group.")
+    with database(ctx) as connection:
+        user_rows.update_user(connection, name, role=None if role is None else check_role(role))
+        if group is not None:
+            group_rows.set_user_groups(connection, name, group)
+        user = user_rows.get_user(connection, name)
+    print_result(user_document(user), json, f"Updated user {user.name}: role {user.role}{_in_groups(user)}.")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: NameArgument, json: JsonOption = False) -> None:
+    """Delete a user. Their virtual keys are revoked and deleted with them.
+
+    Example: gatewayctl users delete alice
+    """
+    with database(ctx) as connection:
+        revoked = user_rows.delete_user(connection, name)
+    print_result({"user": name, "revoked_keys": revoked}, json,
+                 f"Deleted user {name} and revoked {revoked} virtual key(s) of theirs.")
+
+
+def print_user(user: UserRow) -> None:
+    print_table(f"User {user.name}", ["Field", "Value"], [
+        ("Role", user.role), ("Groups", user.groups),
+        ("Requests per minute", user.requests_per_minute or "no limit of its own"),
+        ("Tokens per minute", user.tokens_per_minute or "no limit of its own"),
+        ("Source", user.source), ("Created", user.created_at),
+    ])
+
+
+def _in_groups(user: UserRow) -> str:
+    return f", in groups {', '.join(user.groups)}" if user.groups else ", in no group"

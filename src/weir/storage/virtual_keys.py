@@ -25,6 +25,8 @@ class VirtualKeyRow:
     revoked_at: datetime | None
     previous_expires_at: datetime | None
     created_at: datetime
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,10 @@ class NewVirtualKey:
 
 _SELECT = """
     SELECT k.id, u.name AS user, k.name, k.prefix, k.allowed_aliases, k.log_bodies,
-           k.expires_at, k.revoked_at, k.previous_expires_at, k.created_at
+           k.expires_at, k.revoked_at, k.previous_expires_at, k.created_at,
+           r.requests_per_minute, r.tokens_per_minute
     FROM virtual_keys k JOIN users u ON u.id = k.user_id
+    LEFT JOIN rate_limits r ON r.virtual_key_id = k.id
 """
 
 
@@ -83,7 +87,8 @@ def list_keys(connection: psycopg.Connection[Any], user: str | None = None) -> l
     if user is None:
         rows = connection.execute(_SELECT + " ORDER BY k.id").fetchall()
     else:
-        rows = connection.execute(_SELECT + " WHERE u.name = %s ORDER BY k.id", (get_user(connection, user).name,))
+        owner = get_user(connection, user).name
+        rows = connection.execute(_SELECT + " WHERE u.name = %s ORDER BY k.id", (owner,)).fetchall()
     return [VirtualKeyRow(**row) for row in rows]
 
 
