@@ -56,3 +56,11 @@ def test_unexpected_error_hides_its_message(gatewayctl: Gatewayctl, monkeypatch:
     assert result.exit_code == 1
     assert flat(result.stderr) == ("Error: Unexpected RuntimeError. Run again with --debug for the traceback, "
                                    "and report it as a bug.")
+
+
+def test_square_brackets_in_names_are_printed_verbatim(gatewayctl: Gatewayctl) -> None:
+    created = gatewayctl("groups", "create", "[bold]team[/]")
+    assert flat(created.stdout) == "Created group [bold]team[/]."
+    assert "[bold]team[/]" in gatewayctl("groups", "list").stdout
+    error = gatewayctl("groups", "show", "[/]")
+    assert flat(error.stderr) == "Error: No group named '[/]'. List groups with `gatewayctl groups list`."

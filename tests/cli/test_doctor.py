@@ -117,4 +117,10 @@ def test_doctor_reads_given_config(gatewayctl: Gatewayctl, tmp_path: Path) -> No
     config.write_text('[server]\nlisten = "127.0.0.1:18080"\n')
     result = gatewayctl("--config", str(config), "doctor")
     assert result.exit_code == 0
-    assert f"ok config: Read {config}; the proxy would listen on 127.0.0.1:18080." in flat(result.stdout)
+    assert f"ok config: Read {config}. The proxy would listen on 127.0.0.1:18080." in flat(result.stdout)
+
+
+def test_doctor_without_credentials_passes(gatewayctl: Gatewayctl) -> None:
+    result = gatewayctl("doctor")
+    assert result.exit_code == 0
+    assert "ok secret key: The secret key loads; no provider credential is stored yet." in flat(result.stdout)

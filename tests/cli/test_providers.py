@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -219,3 +221,18 @@ def test_providers_test_unreachable_fails(gatewayctl: Gatewayctl) -> None:
     assert result.exit_code == 1
     assert '"status": null' in result.stdout
     assert "is unreachable at" in flat(result.stderr)
+
+
+def test_providers_add_prompted_credential_is_not_echoed(gatewayctl: Gatewayctl, environment: dict[str, str],
+                                                         models_upstream: ScriptedUpstream) -> None:
+    # A subprocess in its own session has no controlling terminal, so the
+    # prompt reads the credential from stdin, as it would from a pipe in CI.
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "gatewayctl"), "providers", "add", "prompted", "--kind", "openai",
+         "--base-url", models_upstream.base_url, "--prompt-credential"],
+        input=f"{SENTINEL}\n", capture_output=True, text=True, env=environment, timeout=60, start_new_session=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert SENTINEL not in completed.stdout + completed.stderr
+    assert gatewayctl("providers", "test", "prompted").exit_code == 0
+    assert models_upstream.requests[-1].headers["authorization"] == f"Bearer {SENTINEL}"

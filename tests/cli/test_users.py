@@ -89,7 +89,8 @@ def test_users_update_role_only_keeps_groups(gatewayctl: Gatewayctl) -> None:
 
 def test_users_update_without_changes_is_rejected(gatewayctl: Gatewayctl) -> None:
     gatewayctl("users", "create", "alice")
-    assert fails(gatewayctl, "users", "update", "alice") == "Error: Nothing to change: give --role or --group."
+    assert fails(gatewayctl, "users", "update", "alice") == (
+        "Error: Nothing to change: give --role, --group, a limit or --no-limits.")
 
 
 def test_users_update_invalid_role_names_flag(gatewayctl: Gatewayctl) -> None:
@@ -120,3 +121,29 @@ def test_users_delete_json_has_documented_shape(gatewayctl: Gatewayctl) -> None:
 
 def test_users_delete_unknown_says_how_to_list(gatewayctl: Gatewayctl) -> None:
     assert "gatewayctl users list" in fails(gatewayctl, "users", "delete", "carol")
+
+
+def test_users_limits_set_change_and_clear(gatewayctl: Gatewayctl) -> None:
+    created = run_json(gatewayctl, "users", "create", "alice", "--requests-per-minute", "600")
+    assert created["requests_per_minute"] == 600
+    assert created["tokens_per_minute"] is None
+
+    updated = run_json(gatewayctl, "users", "update", "alice", "--tokens-per-minute", "20000")
+    assert updated["requests_per_minute"] == 600
+    assert updated["tokens_per_minute"] == 20000
+
+    cleared = run_json(gatewayctl, "users", "update", "alice", "--no-limits")
+    assert cleared["requests_per_minute"] is None
+    assert cleared["tokens_per_minute"] is None
+
+
+def test_users_update_limits_and_no_limits_rejected(gatewayctl: Gatewayctl) -> None:
+    gatewayctl("users", "create", "alice")
+    error = fails(gatewayctl, "users", "update", "alice", "--no-limits", "--requests-per-minute", "5")
+    assert error == "Error: Give either --no-limits or new limits, not both."
+
+
+def test_users_create_zero_limit_is_bad_usage(gatewayctl: Gatewayctl) -> None:
+    result = gatewayctl("users", "create", "alice", "--tokens-per-minute", "0")
+    assert result.exit_code == 2
+    assert "--tokens-per-minute" in result.stderr

@@ -54,6 +54,8 @@ def check_credentials(connection: psycopg.Connection[Any], box: CredentialBox) -
                      f"The secret key cannot decrypt the credential of {len(failed)} provider(s): "
                      f"{', '.join(failed)}. Set WEIR_SECRET_KEY (or the key file) to the key that encrypted "
                      "them, or set each credential again with `gatewayctl providers update`.")
+    if not sealed:
+        return Check("secret key", True, "The secret key loads; no provider credential is stored yet.")
     return Check("secret key", True, f"The secret key decrypts all {len(sealed)} stored credential(s).")
 
 

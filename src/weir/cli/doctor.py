@@ -6,6 +6,7 @@ import os
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from weir.admin.doctor import Check, check_credentials, check_providers, check_schema
 from weir.cli.context import state
@@ -32,8 +33,8 @@ def doctor(
         print_json(doctor_document(checks))
     else:
         for check in checks:
-            mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-            console.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)
+            mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="red")
+            console.print(mark, f"{check.name}: {check.detail}", highlight=False, soft_wrap=True)
     failed = [check.name for check in checks if not check.ok]
     if failed:
         raise WeirError(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}.")
@@ -47,8 +48,8 @@ def run_checks(ctx: typer.Context) -> list[Check]:
     except WeirError as error:
         return [Check("config", False, str(error))]
     source = cli_state.config_path or os.environ.get(CONFIG_ENV)
-    read = f"Read {source}" if source else "No config file; using defaults and the environment"
-    checks = [Check("config", True, f"{read}; the proxy would listen on {spec.server.listen}.")]
+    read = f"Read {source}." if source else "No config file, so defaults and the environment apply."
+    checks = [Check("config", True, f"{read} The proxy would listen on {spec.server.listen}.")]
 
     try:
         url = cli_state.database_url()

@@ -11,6 +11,7 @@ from weir.cli.documents import user_document
 from weir.cli.output import print_json, print_result, print_table
 from weir.errors import InvalidInput
 from weir.storage import groups as group_rows
+from weir.storage import rate_limits
 from weir.storage import users as user_rows
 from weir.storage.users import ROLES, UserRow
 
@@ -20,6 +21,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 NameArgument = Annotated[str, typer.Argument(help="The user's unique name.")]
 GroupOption = Annotated[Optional[list[str]], typer.Option(
     "--group", help="A group the user belongs to; repeat for several. Replaces the user's groups.")]
+RequestsOption = Annotated[Optional[int], typer.Option(
+    "--requests-per-minute", min=1, help="Maximum requests per minute for all of the user's keys together.")]
+TokensOption = Annotated[Optional[int], typer.Option(
+    "--tokens-per-minute", min=1, help="Maximum tokens per minute for all of the user's keys together.")]
 
 
 def check_role(role: str) -> str:
@@ -34,16 +39,20 @@ def create(
     name: NameArgument,
     role: Annotated[str, typer.Option(help="admin, auditor or member.")] = "member",
     group: GroupOption = None,
+    requests_per_minute: RequestsOption = None,
+    tokens_per_minute: TokensOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Create a user, optionally in some groups.
+    """Create a user, optionally in some groups and with rate limits.
 
-    Example: gatewayctl users create alice --role member --group engineering
+    Example: gatewayctl users create alice --role member --group engineering --requests-per-minute 600
     """
     with database(ctx) as connection:
         user_rows.create_user(connection, name, check_role(role))
         if group:
             group_rows.set_user_groups(connection, name, group)
+        if requests_per_minute or tokens_per_minute:
+            rate_limits.set_limits(connection, "user", name, requests_per_minute, tokens_per_minute)
         user = user_rows.get_user(connection, name)
     print_result(user_document(user), json, f"Created user {user.name} with role {user.role}{_in_groups(user)}.")
 
@@ -83,18 +92,30 @@ def update(
     name: NameArgument,
     role: Annotated[Optional[str], typer.Option(help="New role: admin, auditor or member.")] = None,
     group: GroupOption = None,
+    requests_per_minute: RequestsOption = None,
+    tokens_per_minute: TokensOption = None,
+    no_limits: Annotated[bool, typer.Option("--no-limits", help="Remove the user's own rate limits.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Change a user's role or groups; what is not given stays as it is.
+    """Change a user's role, groups or rate limits; what is not given stays as it is.
 
     Example: gatewayctl users update alice --role auditor --group engineering --group research
     """
-    if role is None and group is None:
-        raise InvalidInput("Nothing to change: give --role or --group.")
+    limits_given = requests_per_minute is not None or tokens_per_minute is not None
+    if role is None and group is None and not limits_given and not no_limits:
+        raise InvalidInput("Nothing to change: give --role, --group, a limit or --no-limits.")
+    if no_limits and limits_given:
+        raise InvalidInput("Give either --no-limits or new limits, not both.")
     with database(ctx) as connection:
-        user_rows.update_user(connection, name, role=None if role is None else check_role(role))
+        user = user_rows.update_user(connection, name, role=None if role is None else check_role(role))
         if group is not None:
             group_rows.set_user_groups(connection, name, group)
+        if no_limits:
+            rate_limits.clear_limits(connection, "user", name)
+        elif limits_given:
+            # A limit not given keeps its current value, so one flag changes one limit.
+            rate_limits.set_limits(connection, "user", name, requests_per_minute or user.requests_per_minute,
+                                   tokens_per_minute or user.tokens_per_minute)
         user = user_rows.get_user(connection, name)
     print_result(user_document(user), json, f"Updated user {user.name}: role {user.role}{_in_groups(user)}.")
 
