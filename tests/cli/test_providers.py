@@ -236,3 +236,16 @@ def test_providers_add_prompted_credential_is_not_echoed(gatewayctl: Gatewayctl,
     assert SENTINEL not in completed.stdout + completed.stderr
     assert gatewayctl("providers", "test", "prompted").exit_code == 0
     assert models_upstream.requests[-1].headers["authorization"] == f"Bearer {SENTINEL}"
+
+
+def test_providers_test_azure_uses_api_key_header(gatewayctl: Gatewayctl, sentinel_env: str,
+                                                 models_upstream: ScriptedUpstream) -> None:
+    gatewayctl("providers", "add", "azure", "--kind", "azure", "--base-url", models_upstream.base_url,
+               "--credential-env", sentinel_env, "--api-version", "2024-10-21")
+    document = run_json(gatewayctl, "providers", "test", "azure")
+    assert document["url"] == f"{models_upstream.base_url}/openai/models"
+    request = models_upstream.requests[-1]
+    assert request.path == "/v1/openai/models"
+    assert request.query == "api-version=2024-10-21"
+    assert request.headers["api-key"] == SENTINEL
+    assert "authorization" not in request.headers
