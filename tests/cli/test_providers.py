@@ -249,3 +249,9 @@ def test_providers_test_azure_uses_api_key_header(gatewayctl: Gatewayctl, sentin
     assert request.query == "api-version=2024-10-21"
     assert request.headers["api-key"] == SENTINEL
     assert "authorization" not in request.headers
+
+
+def test_providers_add_header_line_break_rejected(gatewayctl: Gatewayctl) -> None:
+    error = fails(gatewayctl, "providers", "add", "p", "--kind", "openai", "--base-url", "https://127.0.0.1:9",
+                  "--header", "X-Team=ml\r\nX-Injected: 1")
+    assert error == "Error: --header 'X-Team': the value must not contain line breaks or NUL characters."
