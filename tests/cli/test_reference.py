@@ -33,9 +33,7 @@ def test_reference_documents_command_and_options(path: tuple[str, ...], command:
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
 def test_every_command_has_help_and_example(path: tuple[str, ...], command: typer.core.TyperCommand) -> None:
     assert command.help, f"{' '.join(path)} has no help text"
-    is_group = hasattr(command, "commands") and len(path) > 1
-    if not is_group:
-        assert "Example: gatewayctl " in command.help, f"{' '.join(path)} has no example"
+    assert "Example: gatewayctl " in command.help, f"{' '.join(path)} has no example"
     for parameter in command.params:
         assert getattr(parameter, "help", None), f"{' '.join(path)} {parameter.name} has no help text"
 

@@ -11,7 +11,11 @@ from weir.cli.documents import group_document
 from weir.cli.output import print_json, print_result, print_table
 from weir.storage import groups as group_rows
 
-app = typer.Typer(help="Create groups, manage their members, and grant them model aliases.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create groups, manage their members, and grant them model aliases.\n\n"
+         "Example: gatewayctl groups grant engineering chat-default",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 GroupArgument = Annotated[str, typer.Argument(help="The group's unique name.")]

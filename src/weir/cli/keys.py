@@ -14,7 +14,11 @@ from weir.cli.output import console, print_json, print_result, print_table
 from weir.storage import virtual_keys
 from weir.storage.virtual_keys import VirtualKeyRow
 
-app = typer.Typer(help="Issue, list, show, rotate and revoke virtual keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Issue, list, show, rotate and revoke virtual keys.\n\n"
+         "Example: gatewayctl keys create --user alice --expires-in 30d",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 KeyArgument = Annotated[str, typer.Argument(help="The key's ID or prefix, as `keys list` shows.")]

@@ -14,7 +14,11 @@ from weir.errors import InvalidInput
 from weir.storage import aliases as alias_rows
 from weir.storage.aliases import AliasFields, DeploymentFields
 
-app = typer.Typer(help="Add, inspect, change and remove model aliases and their deployments.", no_args_is_help=True)
+app = typer.Typer(
+    help="Add, inspect, change and remove model aliases and their deployments.\n\n"
+         "Example: gatewayctl models show chat",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 AliasArgument = Annotated[str, typer.Argument(help="The model alias, as clients send it in `model`.")]

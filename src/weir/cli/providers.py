@@ -22,8 +22,11 @@ from weir.config.runtime import credential_box
 from weir.errors import InvalidInput, UpstreamError
 from weir.storage import providers as provider_rows
 
-app = typer.Typer(help="Add, inspect, change, test and remove providers: upstream accounts with encrypted credentials.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Add, inspect, change, test and remove providers: upstream accounts with encrypted credentials.\n\n"
+         "Example: gatewayctl providers test openai",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 NameArgument = Annotated[str, typer.Argument(help="The provider's unique name.")]

@@ -15,7 +15,11 @@ from weir.storage import rate_limits
 from weir.storage import users as user_rows
 from weir.storage.users import ROLES, UserRow
 
-app = typer.Typer(help="Create, inspect, change and delete users, who own virtual keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, inspect, change and delete users, who own virtual keys.\n\n"
+         "Example: gatewayctl users create alice --role member",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 NameArgument = Annotated[str, typer.Argument(help="The user's unique name.")]
