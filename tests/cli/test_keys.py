@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.cli.conftest import Gatewayctl, fails, flat, run_json
 from weir.cli.documents import SHAPES
-from weir.crypto import hash_virtual_key
+from weir.crypto import CredentialBox, hash_virtual_key
+from weir.proxy.auth import authenticate
+from weir.proxy.errors import ProxyError
+from weir.proxy.snapshot import build_snapshot
 from weir.storage.database import connect
+from weir.storage.snapshot import load_snapshot_rows
 
 KEY_FIELDS = set(SHAPES["virtual key"]) - {"key"}
 
@@ -165,3 +170,30 @@ def test_keys_revoke_sets_revoked_at(gatewayctl: Gatewayctl, alice: str) -> None
 
 def test_keys_revoke_unknown_says_how_to_list(gatewayctl: Gatewayctl) -> None:
     assert "gatewayctl keys list" in fails(gatewayctl, "keys", "revoke", "12345")
+
+
+def authenticates(database_url: str, box: CredentialBox, secret: str) -> bool:
+    """Whether the proxy's snapshot, loaded now, accepts `secret`."""
+    snapshot = build_snapshot(asyncio.run(load_snapshot_rows(database_url)), box)
+    try:
+        authenticate(snapshot, secret)
+    except ProxyError as error:
+        assert error.status == 401
+        return False
+    return True
+
+
+def test_keys_rotation_grace_seen_by_proxy(gatewayctl: Gatewayctl, alice: str, database_url: str,
+                                           credential_box: CredentialBox) -> None:
+    created = run_json(gatewayctl, "keys", "create", "--user", alice)
+    graced = run_json(gatewayctl, "keys", "rotate", created["prefix"], "--grace", "10m")
+    assert authenticates(database_url, credential_box, created["key"])
+    assert authenticates(database_url, credential_box, graced["key"])
+
+    final = run_json(gatewayctl, "keys", "rotate", graced["prefix"])
+    assert not authenticates(database_url, credential_box, created["key"])
+    assert not authenticates(database_url, credential_box, graced["key"])
+    assert authenticates(database_url, credential_box, final["key"])
+
+    gatewayctl("keys", "revoke", final["prefix"])
+    assert not authenticates(database_url, credential_box, final["key"])
