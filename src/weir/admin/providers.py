@@ -31,6 +31,13 @@ def check_header_name(header: str, option: str = "--header") -> str:
     return name
 
 
+def check_header_value(header: str, value: str, option: str = "--header") -> str:
+    # A line break in a value would let it start a header of its own upstream.
+    if any(c in value for c in "\r\n\0"):
+        raise InvalidInput(f"{option} {header!r}: the value must not contain line breaks or NUL characters.")
+    return value
+
+
 def provider_fields(box: CredentialBox, *, kind: str | None = None, base_url: str | None = None,
                     credential: str | None = None, headers: dict[str, str] | None = None,
                     api_version: str | None = None, enabled: bool | None = None,
@@ -40,6 +47,8 @@ def provider_fields(box: CredentialBox, *, kind: str | None = None, base_url: st
         kind=None if kind is None else check_kind(kind),
         base_url=None if base_url is None else check_base_url(base_url),
         credential=None if credential is None else box.seal(credential),
-        headers=None if headers is None else {check_header_name(k): v for k, v in headers.items()},
+        headers=None if headers is None else {
+            check_header_name(name): check_header_value(name, value) for name, value in headers.items()
+        },
         api_version=api_version, enabled=enabled, source=source,
     )

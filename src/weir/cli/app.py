@@ -7,11 +7,13 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
+# typer 0.29 vendors click as typer._click and does not re-export these classes.
+from typer._click.exceptions import ClickException, UsageError
+
 from weir import __version__
-from weir.cli import apply, keys, models, providers, serve, users
+from weir.cli import apply, doctor, groups, keys, models, providers, serve, users
 from weir.cli.context import state
 from weir.cli.output import print_error
 from weir.errors import WeirError
@@ -27,7 +29,9 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("migrate")(serve.migrate)
 app.command("apply")(apply.apply)
+app.command("doctor")(doctor.doctor)
 app.add_typer(users.app, name="users")
+app.add_typer(groups.app, name="groups")
 app.add_typer(keys.app, name="keys")
 app.add_typer(providers.app, name="providers")
 app.add_typer(models.app, name="models")
@@ -56,19 +60,31 @@ def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     debug = "--debug" in arguments
     try:
-        app(args=arguments, prog_name="gatewayctl", standalone_mode=False)
+        # Without standalone mode, typer returns the code of a `typer.Exit` instead of raising it.
+        code = app(args=arguments, prog_name="gatewayctl", standalone_mode=False)
     except WeirError as error:
         if debug:
             traceback.print_exc()
         print_error(str(error))
         sys.exit(1)
-    except click.UsageError as error:
+    except UsageError as error:
         error.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except ClickException as error:
+        print_error(error.format_message())
+        sys.exit(1)
+    except typer.Abort:
         print_error("Aborted.")
         sys.exit(1)
-    except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        # A bug rather than a user's mistake. Only the type is shown, because
+        # a driver's message may quote values that must not reach a terminal.
+        if debug:
+            traceback.print_exc()
+        print_error(f"Unexpected {type(error).__name__}. Run again with --debug for the traceback, "
+                    "and report it as a bug.")
+        sys.exit(1)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

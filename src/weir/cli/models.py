@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Optional
 
 import typer
 
 from weir.cli.context import database
-from weir.cli.output import console, isoformat, print_json, print_table
+from weir.cli.documents import alias_document
+from weir.cli.output import console, print_json, print_result, print_table
 from weir.errors import InvalidInput
 from weir.storage import aliases as alias_rows
-from weir.storage.aliases import AliasFields, AliasRow, DeploymentFields
+from weir.storage.aliases import AliasFields, DeploymentFields
 
-app = typer.Typer(help="Add and list model aliases and their deployments.", no_args_is_help=True)
+app = typer.Typer(
+    help="Add, inspect, change and remove model aliases and their deployments.\n\n"
+         "Example: gatewayctl models show chat",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+AliasArgument = Annotated[str, typer.Argument(help="The model alias, as clients send it in `model`.")]
+STRATEGIES = ("weighted", "least-busy")
 DEPLOYMENT_FORM = "PROVIDER/MODEL[,weight=N][,timeout=SECONDS][,connect_timeout=SECONDS]"
-
-
-def alias_document(alias: AliasRow) -> dict[str, object]:
-    return {
-        "id": alias.id, "alias": alias.name, "strategy": alias.strategy, "fallbacks": alias.fallbacks,
-        "max_attempts": alias.max_attempts, "retry_on": alias.retry_on, "source": alias.source,
-        "created_at": isoformat(alias.created_at),
-        "deployments": [
-            {"provider": d.provider, "model": d.upstream_model, "weight": d.weight,
-             "timeout": d.timeout_seconds, "connect_timeout": d.connect_timeout_seconds}
-            for d in alias.deployments
-        ],
-    }
 
 
 def parse_deployment(text: str) -> DeploymentFields:
@@ -43,9 +38,12 @@ def parse_deployment(text: str) -> DeploymentFields:
         if name.strip() not in ("weight", "timeout", "connect_timeout"):
             raise InvalidInput(f"--deployment {text!r}: unknown setting {name!r}. Form: {DEPLOYMENT_FORM}.")
         try:
-            values[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
-            raise InvalidInput(f"--deployment {text!r}: {name.strip()} must be a number.") from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise InvalidInput(f"--deployment {text!r}: {name.strip()} must be a number.")
+        values[name.strip()] = number
     weight = values.get("weight", 1)
     if weight < 0 or weight != int(weight):
         raise InvalidInput(f"--deployment {text!r}: weight must be a whole number, 0 or more.")
@@ -70,10 +68,8 @@ def add(
     deployments = [parse_deployment(text) for text in deployment]
     with database(ctx) as connection:
         row = alias_rows.create_alias(connection, alias, AliasFields(), deployments)
-    if json:
-        print_json(alias_document(row))
-    else:
-        console.print(f"Added model alias {row.name} with {len(row.deployments)} deployment(s).", highlight=False)
+    print_result(alias_document(row), json,
+                 f"Added model alias {row.name} with {len(row.deployments)} deployment(s).")
 
 
 @app.command("list")
@@ -90,3 +86,67 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
         print_table("Model aliases", ["Alias", "Deployments", "Strategy", "Fallbacks", "Source"],
                     [(a.name, [f"{d.provider}/{d.upstream_model} (weight {d.weight})" for d in a.deployments],
                       a.strategy, a.fallbacks, a.source) for a in aliases])
+
+
+@app.command("show")
+def show(ctx: typer.Context, alias: AliasArgument, json: JsonOption = False) -> None:
+    """Show one model alias and its deployments.
+
+    Example: gatewayctl models show chat
+    """
+    with database(ctx) as connection:
+        row = alias_rows.get_alias(connection, alias)
+    if json:
+        print_json(alias_document(row))
+        return
+    print_table(f"Deployments of model alias {row.name} ({row.strategy})",
+                ["Provider", "Upstream model", "Weight", "Timeout (s)", "Connect timeout (s)"],
+                [(d.provider, d.upstream_model, d.weight, f"{d.timeout_seconds:g}", f"{d.connect_timeout_seconds:g}")
+                 for d in row.deployments])
+    console.print(f"Fallbacks: {', '.join(row.fallbacks) or 'none'}. Attempts per request: {row.max_attempts}. "
+                  f"Source: {row.source}.", highlight=False)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    alias: AliasArgument,
+    deployment: Annotated[Optional[list[str]], typer.Option("--deployment", help=f"A deployment: {DEPLOYMENT_FORM}. Repeat for several; replaces all deployments.")] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", help="How a deployment is picked: weighted or least-busy.")] = None,
+    fallback: Annotated[Optional[list[str]], typer.Option("--fallback", help="An alias to try when every deployment fails; repeat for several. Replaces the fallbacks.")] = None,
+    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", min=1, help="Maximum deployments tried per request.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Change an alias's deployments or routing; what is not given stays as it is.
+
+    Example: gatewayctl models update chat --deployment openai/gpt-4o-mini,weight=1,timeout=120
+    """
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InvalidInput(f"--strategy {strategy!r} is not a strategy. Use one of: {', '.join(STRATEGIES)}.")
+    if deployment is None and strategy is None and fallback is None and max_attempts is None:
+        raise InvalidInput("Nothing to change: give --deployment, --strategy, --fallback or --max-attempts.")
+    deployments = None if deployment is None else [parse_deployment(text) for text in deployment]
+    with database(ctx) as connection:
+        for name in fallback or []:
+            alias_rows.get_alias_id(connection, name)
+        alias_rows.update_alias(connection, alias, AliasFields(strategy=strategy, fallbacks=fallback,
+                                                               max_attempts=max_attempts))
+        if deployments is not None:
+            alias_rows.replace_deployments(connection, alias, deployments)
+        row = alias_rows.get_alias(connection, alias)
+    print_result(alias_document(row), json,
+                 f"Updated model alias {row.name}: {len(row.deployments)} deployment(s), "
+                 f"strategy {row.strategy}.")
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, alias: AliasArgument, json: JsonOption = False) -> None:
+    """Remove a model alias with its deployments and group grants.
+
+    Example: gatewayctl models remove chat
+    """
+    with database(ctx) as connection:
+        row = alias_rows.get_alias(connection, alias)
+        alias_rows.remove_alias(connection, alias)
+    print_result({"alias": alias, "removed_deployments": len(row.deployments)}, json,
+                 f"Removed model alias {alias} and its {len(row.deployments)} deployment(s).")

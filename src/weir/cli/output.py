@@ -14,13 +14,24 @@ from typing import Any
 import msgspec
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-error_console = Console(stderr=True)
+# Markup is off because names, URLs and messages come from users and may
+# contain square brackets, which rich would read as style tags.
+console = Console(markup=False)
+error_console = Console(stderr=True, markup=False)
 
 
 def print_json(document: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(document, enc_hook=_encode_extra)).decode() + "\n")
+
+
+def print_result(document: Any, json: bool, sentence: str) -> None:
+    """Print `document` as JSON for scripts, or `sentence` for people."""
+    if json:
+        print_json(document)
+    else:
+        console.print(sentence, highlight=False, soft_wrap=True)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -36,12 +47,14 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 def print_error(message: str) -> None:
-    error_console.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    error_console.print(Text("Error:", style="bold red"), message, highlight=False, soft_wrap=True)
 
 
 def format_cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     if isinstance(value, (list, tuple)):

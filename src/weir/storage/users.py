@@ -23,11 +23,15 @@ class UserRow:
     source: str
     created_at: datetime
     groups: list[str]
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
 
 
 _SELECT = """
     SELECT u.id, u.name, u.role, u.source, u.created_at,
-           coalesce(array_agg(g.name ORDER BY g.name) FILTER (WHERE g.id IS NOT NULL), '{}') AS groups
+           coalesce(array_agg(g.name ORDER BY g.name) FILTER (WHERE g.id IS NOT NULL), '{}') AS groups,
+           (SELECT r.requests_per_minute FROM rate_limits r WHERE r.user_id = u.id) AS requests_per_minute,
+           (SELECT r.tokens_per_minute FROM rate_limits r WHERE r.user_id = u.id) AS tokens_per_minute
     FROM users u
     LEFT JOIN group_members m ON m.user_id = u.id
     LEFT JOIN groups g ON g.id = m.group_id

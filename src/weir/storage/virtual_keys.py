@@ -25,6 +25,8 @@ class VirtualKeyRow:
     revoked_at: datetime | None
     previous_expires_at: datetime | None
     created_at: datetime
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,10 @@ class NewVirtualKey:
 
 _SELECT = """
     SELECT k.id, u.name AS user, k.name, k.prefix, k.allowed_aliases, k.log_bodies,
-           k.expires_at, k.revoked_at, k.previous_expires_at, k.created_at
+           k.expires_at, k.revoked_at, k.previous_expires_at, k.created_at,
+           r.requests_per_minute, r.tokens_per_minute
     FROM virtual_keys k JOIN users u ON u.id = k.user_id
+    LEFT JOIN rate_limits r ON r.virtual_key_id = k.id
 """
 
 
