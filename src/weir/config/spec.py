@@ -35,6 +35,8 @@ class ServerSpec(_Spec):
     """Write one line per proxied request on the `weir.access` logger."""
     snapshot_reload_seconds: PositiveFloat = 60.0
     """Full reload of the in-memory snapshot as a safety net beside change notifications, in seconds."""
+    drain_seconds: PositiveFloat = 30.0
+    """On SIGTERM, how long in-flight requests and streams may take to finish before workers are killed, in seconds."""
 
 
 class DatabaseSpec(_Spec):

@@ -27,6 +27,7 @@ from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
 from weir.proxy.routing import build_upstream_request
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
+from weir.proxy.snapshot_store import SnapshotStore
 from weir.proxy.streaming import relay, response_headers
 from weir.proxy.upstream import UpstreamClient, UpstreamResponse
 
@@ -52,10 +53,12 @@ class Gateway:
         loop.run_until_complete(self.stop())
 
     async def start(self) -> None:
-        credential_box = load_credential_box(Path(self.settings.key_file))
-        self.snapshots = SnapshotKeeper(self.settings.database_url, credential_box,
-                                        self.settings.snapshot_reload_seconds)
-        await self.snapshots.start()
+        settings = self.settings
+        credential_box = load_credential_box(Path(settings.key_file))
+        store = SnapshotStore(Path(settings.snapshot_file)) if settings.snapshot_file else None
+        self.snapshots = SnapshotKeeper(settings.database_url, credential_box, settings.snapshot_reload_seconds,
+                                        store)
+        await self.snapshots.start(allow_stale=settings.allow_stale_start)
         self.client = UpstreamClient(self.settings.upstream_connections)
         logger.debug("Worker %d ready", os.getpid())
 
@@ -64,6 +67,7 @@ class Gateway:
             await self.snapshots.stop()
         if self.client is not None:
             await self.client.close()
+        logger.info("Worker %d stopped", os.getpid())
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         started = time.perf_counter()

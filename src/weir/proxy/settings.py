@@ -21,6 +21,10 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_bodies: str = "full"
     snapshot_reload_seconds: float = 60.0
+    snapshot_file: str | None = None
+    """Where workers save the last-known snapshot after each load; None saves nothing."""
+    allow_stale_start: bool = False
+    """Start from `snapshot_file` when Postgres is unreachable at start-up."""
     upstream_connections: int = 1024
 
     def __repr__(self) -> str:
