@@ -26,7 +26,7 @@ from weir.proxy.body import read_head
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
 from weir.proxy.routing import build_upstream_request
 from weir.proxy.settings import ServeSettings
-from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
+from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper, freeze_startup_objects
 from weir.proxy.snapshot_store import SnapshotStore
 from weir.proxy.streaming import relay, response_headers
 from weir.proxy.upstream import UpstreamClient, UpstreamResponse
@@ -60,6 +60,7 @@ class Gateway:
                                         store)
         await self.snapshots.start(allow_stale=settings.allow_stale_start)
         self.client = UpstreamClient(self.settings.upstream_connections)
+        freeze_startup_objects()
         logger.debug("Worker %d ready", os.getpid())
 
     async def stop(self) -> None:

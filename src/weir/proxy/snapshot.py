@@ -11,6 +11,7 @@ serving the last snapshot. Saving snapshots to disk lives in `snapshot_store`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -245,6 +246,20 @@ class SnapshotKeeper:
                 "Lost the connection to Postgres (%s); serving from the last snapshot until it is back",
                 type(error).__name__,
             )
+
+
+def freeze_startup_objects() -> None:
+    """Exclude every object alive now (modules, clients, the first snapshot) from garbage collection passes.
+
+    A full collection walks every tracked object while holding the GIL. In a
+    serve worker with 10,000 keys that took 100-200 ms (measured on a shared
+    2-core machine), and snapshot reloads allocate enough to trigger one
+    every few reloads. Frozen objects are
+    still freed by reference counting; only reference cycles created before
+    this call are never collected, which at start-up is a one-time, bounded cost.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _backoff(failures: int) -> float:
