@@ -78,7 +78,7 @@ def test_burst_of_changes_costs_few_reloads(database_url: str, credential_box: C
         keeper = SnapshotKeeper(database_url, credential_box, reload_seconds=60)
         await keeper.start()
         try:
-            await asyncio.sleep(0.5)  # let the reload after the first LISTEN finish
+            await eventually(lambda: keeper.reloads >= 2)  # the reload after the first LISTEN
             before = keeper.reloads
             with connect(database_url) as connection:
                 connection.autocommit = True
@@ -218,3 +218,26 @@ def test_keeper_starts_stale_then_catches_up(database_url: str, credential_box: 
     messages = [r.getMessage() for r in caplog.records if r.name == KEEPER_LOGGER and r.levelno >= logging.INFO]
     assert any("last-known snapshot" in message for message in messages)
     assert any("reachable again" in message for message in messages)
+
+
+def test_schema_error_is_logged_once(database_url: str, credential_box: CredentialBox, keys: dict[str, str],
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, KEEPER_LOGGER)
+
+    async def scenario() -> None:
+        keeper = SnapshotKeeper(database_url, credential_box, reload_seconds=60)
+        await keeper.start()
+        try:
+            await eventually(lambda: keeper.reloads >= 2)  # the reload after the first LISTEN
+            with connect(database_url) as connection:
+                connection.execute("ALTER TABLE aliases RENAME COLUMN retry_on TO retry_statuses")
+                connection.execute("SELECT pg_notify('weir_snapshot', 'aliases')")  # DDL fires no trigger, so notify by hand
+            await eventually(lambda: keeper.reload_failures >= 3)
+            assert key_known(keeper, keys["alice"])  # the last good snapshot stays in use
+        finally:
+            await keeper.stop()
+
+    run(scenario)
+    errors = [r.getMessage() for r in caplog.records if r.name == KEEPER_LOGGER and r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert 'UndefinedColumn: column "retry_on" does not exist' in errors[0]

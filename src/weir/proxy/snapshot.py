@@ -200,16 +200,18 @@ class SnapshotKeeper:
             try:
                 await self.reload()
                 failures = 0
-            except (psycopg.Error, OSError) as error:
+            except (psycopg.OperationalError, OSError) as error:
                 # The old snapshot stays in use; the listener reports the outage.
                 failures += 1
                 self.reload_failures += 1
                 logger.debug("Snapshot reload failed, keeping the current one: %s", type(error).__name__)
-            except ConfigError as error:
+            except (psycopg.Error, ConfigError) as error:
+                # Not an outage (a schema behind this Weir, a credential sealed
+                # with another secret key): say so once per series of failures.
                 failures += 1
                 self.reload_failures += 1
                 if failures == 1:
-                    logger.error("Snapshot reload failed, keeping the current one: %s", error)
+                    logger.error("Snapshot reload failed, keeping the current one: %s", _describe(error))
 
     async def _listen(self) -> None:
         failures = 0
@@ -260,6 +262,14 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _describe(error: Exception) -> str:
+    # These errors come from the server (a missing column, say) and name schema objects, not secrets.
+    if isinstance(error, ConfigError):
+        return str(error)
+    first_line = str(error).partition("\n")[0]  # the server adds LINE and HINT lines
+    return f"{type(error).__name__}: {first_line}"
 
 
 def _backoff(failures: int) -> float:
