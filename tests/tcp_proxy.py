@@ -37,7 +37,6 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
-        self.connections = 0
 
     @property
     def url(self) -> str:
@@ -79,7 +78,6 @@ class TcpProxy:
         self._writers.clear()
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         try:
             server_reader, server_writer = await self._open_target()
         except OSError:

@@ -87,6 +87,19 @@ def test_stale_start_without_saved_snapshot_fails(relay: TcpProxy,
     assert "No last-known snapshot exists" in lines[0]
 
 
+def test_stale_start_rejects_another_databases_snapshot(keys: dict[str, str], relay: TcpProxy,
+                                                        start_gateway: Callable[..., GatewayProcess]) -> None:
+    start_gateway(env={"DATABASE_URL": relay.url}).stop()
+    other = f"postgresql://weir:hunter2-secret@127.0.0.1:{free_port()}/other"
+
+    code, lines = failed_start(start_gateway, env={"DATABASE_URL": other}, extra_args=["--allow-stale-start"])
+
+    assert code == 1
+    assert len(lines) == 1
+    assert "saved from another database" in lines[0]
+    assert "hunter2-secret" not in lines[0]
+
+
 def test_stale_start_serves_then_catches_up(database_url: str, keys: dict[str, str], relay: TcpProxy,
                                             environment: dict[str, str],
                                             start_gateway: Callable[..., GatewayProcess]) -> None:

@@ -16,7 +16,7 @@ from tests.proxy.conftest import standard_spec
 from tests.tcp_proxy import TcpProxy, relay  # noqa: F401  (relay is a fixture)
 from weir.crypto import CredentialBox, hash_virtual_key
 from weir.proxy.snapshot import SnapshotKeeper, build_snapshot
-from weir.proxy.snapshot_store import SnapshotStore
+from weir.proxy.snapshot_store import SnapshotStore, database_identity
 from weir.storage.database import connect
 from weir.storage.groups import revoke_alias
 from weir.storage.snapshot import read_snapshot_rows
@@ -184,6 +184,11 @@ def test_store_skips_unchanged_rows(database_url: str, tmp_path: Path, keys: dic
     assert store.save(rows, "db") is False
     rows["aliases"][0]["max_attempts"] += 1
     assert store.save(rows, "db") is True
+
+
+def test_database_identity_leaves_out_password() -> None:
+    assert database_identity("postgresql://weir:pw-7f3a@127.0.0.1:5433/gateway") == "weir@127.0.0.1:5433/gateway"
+    assert "pw-7f3a" not in database_identity("host=127.0.0.1 port=5433 user=weir password=pw-7f3a dbname=gateway")
 
 
 def test_keeper_starts_stale_then_catches_up(database_url: str, credential_box: CredentialBox,

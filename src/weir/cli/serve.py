@@ -20,7 +20,7 @@ from weir.errors import ConfigError, DatabaseError
 from weir.logs import configure_logging
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import build_snapshot
-from weir.proxy.snapshot_store import SNAPSHOT_FILE_NAME, SnapshotStore, StoredSnapshot
+from weir.proxy.snapshot_store import SNAPSHOT_FILE_NAME, SnapshotStore, StoredSnapshot, database_identity
 from weir.storage import migrations
 from weir.storage.database import mask_url, unreachable_message
 from weir.storage.snapshot import read_snapshot_rows
@@ -120,7 +120,7 @@ def prepare_snapshot(url: str, box: CredentialBox, store: SnapshotStore, allow_s
         )
         return
     build_snapshot(rows, box)
-    store.save(rows, mask_url(url))
+    store.save(rows, database_identity(url))
 
 
 def _stale_start_hint(store: SnapshotStore, stored: StoredSnapshot | None, allow_stale_start: bool) -> str:
@@ -131,10 +131,10 @@ def _stale_start_hint(store: SnapshotStore, stored: StoredSnapshot | None, allow
 
 
 def _check_stored_database(store: SnapshotStore, stored: StoredSnapshot, url: str) -> None:
-    if stored.database != mask_url(url):
+    if stored.database != database_identity(url):
         raise DatabaseError(
-            f"{unreachable_message(url)} The last-known snapshot in {store.path} was saved from "
-            f"{stored.database}, another database, so --allow-stale-start cannot use it."
+            f"{unreachable_message(url)} The last-known snapshot in {store.path} was saved from another "
+            f"database ({stored.database}), so --allow-stale-start cannot use it."
         )
 
 

@@ -25,8 +25,7 @@ import psycopg
 
 from weir.crypto import CredentialBox
 from weir.errors import ConfigError
-from weir.proxy.snapshot_store import SnapshotStore
-from weir.storage.database import mask_url
+from weir.proxy.snapshot_store import SnapshotStore, database_identity
 from weir.storage.snapshot import SNAPSHOT_CHANNEL, Rows, read_snapshot_rows
 
 logger = logging.getLogger(__name__)
@@ -171,7 +170,7 @@ class SnapshotKeeper:
         rows = read_snapshot_rows(self._database_url)
         snapshot = build_snapshot(rows, self._credential_box)
         if self._store is not None:
-            self._store.save(rows, mask_url(self._database_url))
+            self._store.save(rows, database_identity(self._database_url))
         return snapshot
 
     async def _start_from_store(self) -> bool:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import msgspec
+from psycopg.conninfo import conninfo_to_dict
 
 from weir.errors import ConfigError
 from weir.storage.snapshot import Rows
@@ -28,13 +29,19 @@ SNAPSHOT_FILE_NAME = "snapshot.msgpack"
 FORMAT_VERSION = 1
 
 
+def database_identity(url: str) -> str:
+    """Return `user@host:port/dbname` for a libpq URL or key=value string, without any password."""
+    parameters = conninfo_to_dict(url)
+    return "{}@{}:{}/{}".format(*(parameters.get(name, "") for name in ("user", "host", "port", "dbname")))
+
+
 class StoredSnapshot(msgspec.Struct, frozen=True):
     """The file's content: the source rows, when they were saved, and from which database."""
 
     format: int
     saved_at: float
     database: str
-    """The database URL with its password masked; a stale start refuses a file from another database."""
+    """`database_identity` of the source database; a stale start rejects a file from another database."""
     rows: Rows
 
 
