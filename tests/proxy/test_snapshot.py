@@ -15,6 +15,7 @@ from tests.conftest import seed
 from tests.proxy.conftest import standard_spec
 from tests.tcp_proxy import TcpProxy, relay  # noqa: F401  (relay is a fixture)
 from weir.crypto import CredentialBox, hash_virtual_key
+from weir.errors import ConfigError
 from weir.proxy.snapshot import SnapshotKeeper, build_snapshot
 from weir.proxy.snapshot_store import SnapshotStore, database_identity
 from weir.storage.database import connect
@@ -184,6 +185,15 @@ def test_store_skips_unchanged_rows(database_url: str, tmp_path: Path, keys: dic
     assert store.save(rows, "db") is False
     rows["aliases"][0]["max_attempts"] += 1
     assert store.save(rows, "db") is True
+
+
+def test_damaged_store_file_is_rejected(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "snapshot.msgpack")
+    store.path.write_bytes(b"\x93not a snapshot")
+
+    with pytest.raises(ConfigError, match="is damaged"):
+        store.load()
+    assert SnapshotStore(tmp_path / "missing.msgpack").load() is None
 
 
 def test_database_identity_leaves_out_password() -> None:

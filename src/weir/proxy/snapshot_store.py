@@ -46,7 +46,7 @@ class StoredSnapshot(msgspec.Struct, frozen=True):
 
 
 class SnapshotStore:
-    """Reads and atomically replaces one snapshot file."""
+    """One snapshot file: its reader, and a writer that replaces it atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -88,12 +88,15 @@ class SnapshotStore:
             raise ConfigError(f"Cannot read the last-known snapshot {self.path}: {error.strerror}.") from None
         try:
             stored = msgspec.msgpack.decode(content, type=StoredSnapshot)
-        except msgspec.DecodeError:
-            raise ConfigError(f"The last-known snapshot {self.path} is damaged; delete it.") from None
+        except msgspec.DecodeError:  # also raised when the content has another shape
+            raise ConfigError(
+                f"The last-known snapshot {self.path} is damaged or was not written by Weir. Delete it; the next "
+                "successful load from Postgres writes a new one."
+            ) from None
         if stored.format != FORMAT_VERSION:
             raise ConfigError(
                 f"The last-known snapshot {self.path} has format {stored.format}, but this Weir reads "
-                f"format {FORMAT_VERSION}; delete it."
+                f"format {FORMAT_VERSION}. Delete it; the next successful load from Postgres writes a new one."
             )
         return stored
 
