@@ -154,5 +154,7 @@ def run_granian(host: str, port: int, workers: int, drain_seconds: float) -> Non
         log_access=False, backlog=2048,
         # On SIGTERM granian stops accepting and waits for in-flight requests
         # and streams (granian 2.8.9); past this timeout it kills the workers.
+        # NOTE: a killed worker skips `__rsgi_del__`, so whatever it still
+        # had queued (request-log records, for one) is lost with it.
         workers_kill_timeout=drain_seconds,  # type: ignore[arg-type]
     ).serve()
