@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 
 def serve(
     ctx: typer.Context,
-    listen: Annotated[Optional[str], typer.Option(help="Address to listen on, as HOST:PORT. Default: [server] listen, else 127.0.0.1:8080.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes. Default: [server] workers, else 1.")] = None,
+    listen: Annotated[Optional[str], typer.Option(help="Address to listen on, as HOST:PORT. Default: \\[server] listen, else 127.0.0.1:8080.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes. Default: \\[server] workers, else 1.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Config file (TOML). Default: $WEIR_CONFIG.")] = None,
-    drain_seconds: Annotated[Optional[float], typer.Option(min=0.001, help="On SIGTERM, seconds that in-flight requests and streams may take to finish. Default: [server] drain_seconds, else 30.")] = None,
+    drain_seconds: Annotated[Optional[float], typer.Option(min=0.001, help="On SIGTERM, seconds that in-flight requests and streams may take to finish. Default: \\[server] drain_seconds, else 30.")] = None,
     allow_stale_start: Annotated[bool, typer.Option("--allow-stale-start", help="When Postgres is unreachable, start from the last-known snapshot saved in the data directory.")] = False,
 ) -> None:
     """Serve the OpenAI-compatible proxy: migrate if needed, load the snapshot, serve.
