@@ -37,6 +37,8 @@ class ServerSpec(_Spec):
     """Full reload of the in-memory snapshot as a safety net beside change notifications, in seconds."""
     upstream_client: Literal["httptools", "aiohttp"] = "httptools"
     """HTTP client for upstream calls: Weir's own keep-alive pool on httptools, or aiohttp."""
+    drain_seconds: PositiveFloat = 30.0
+    """On SIGTERM, how long in-flight requests and streams may take to finish before workers are killed, in seconds."""
 
 
 class DatabaseSpec(_Spec):

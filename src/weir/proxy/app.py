@@ -30,7 +30,8 @@ from weir.proxy.encoding import decode_body
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
 from weir.proxy.routing import ClientRequest, build_upstream_request, forwardable_headers
 from weir.proxy.settings import ServeSettings
-from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
+from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper, freeze_startup_objects
+from weir.proxy.snapshot_store import SnapshotStore
 from weir.proxy.streaming import CLIENT_GONE, COMPLETED, BrokenStreamEnding, relay, response_headers
 from weir.proxy.upstream import UpstreamClient, UpstreamResponse, create_upstream_client
 
@@ -59,11 +60,14 @@ class Gateway:
         loop.run_until_complete(self.stop())
 
     async def start(self) -> None:
-        credential_box = load_credential_box(Path(self.settings.key_file))
-        self.snapshots = SnapshotKeeper(self.settings.database_url, credential_box,
-                                        self.settings.snapshot_reload_seconds)
-        await self.snapshots.start()
-        self.client = create_upstream_client(self.settings.upstream_client, self.settings.upstream_connections)
+        settings = self.settings
+        credential_box = load_credential_box(Path(settings.key_file))
+        store = SnapshotStore(Path(settings.snapshot_file)) if settings.snapshot_file else None
+        self.snapshots = SnapshotKeeper(settings.database_url, credential_box, settings.snapshot_reload_seconds,
+                                        store)
+        await self.snapshots.start(allow_stale=settings.allow_stale_start)
+        self.client = create_upstream_client(settings.upstream_client, settings.upstream_connections)
+        freeze_startup_objects()
         logger.debug("Worker %d ready", os.getpid())
 
     async def stop(self) -> None:
@@ -71,6 +75,7 @@ class Gateway:
             await self.snapshots.stop()
         if self.client is not None:
             await self.client.close()
+        logger.info("Worker %d stopped", os.getpid())
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -20,7 +21,8 @@ def upgrade(url: str) -> None:
     """Bring the schema to the newest revision."""
     try:
         command.upgrade(_alembic_config(url), "head")
-    except psycopg.OperationalError:
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError):
+        # SQLAlchemy wraps the failed connect of alembic's engine in its own class.
         raise DatabaseError(unreachable_message(url)) from None
 
 

@@ -3,6 +3,8 @@
 The proxy builds its in-memory snapshot from these rows; see
 `weir.proxy.snapshot`. Reading everything in one REPEATABLE READ transaction
 means the rows agree with each other even while an admin changes them.
+Rows hold only plain values (numbers, text, bytes, lists, dicts), so they
+can be persisted as they are; credentials stay sealed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ SNAPSHOT_CHANNEL = "weir_snapshot"
 _QUERIES = {
     "keys": """
         SELECT k.id, k.user_id, u.name AS user_name, k.name, k.prefix, k.hash, k.allowed_aliases,
-               k.log_bodies, extract(epoch FROM k.expires_at) AS expires_at,
-               k.previous_hash, extract(epoch FROM k.previous_expires_at) AS previous_expires_at
+               k.log_bodies, extract(epoch FROM k.expires_at)::float8 AS expires_at,
+               k.previous_hash, extract(epoch FROM k.previous_expires_at)::float8 AS previous_expires_at
         FROM virtual_keys k JOIN users u ON u.id = k.user_id
         WHERE k.revoked_at IS NULL
     """,
@@ -41,16 +43,23 @@ _QUERIES = {
 }
 
 
-async def load_snapshot_rows(url: str, connect_timeout: float = 5) -> dict[str, list[dict[str, Any]]]:
-    """Read every table the snapshot is built from, consistently."""
-    async with await psycopg.AsyncConnection.connect(
-        url, row_factory=dict_row, connect_timeout=connect_timeout
-    ) as connection:
-        await connection.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
-        await connection.set_read_only(True)
-        async with connection.transaction():
-            rows: dict[str, list[dict[str, Any]]] = {}
+Rows = dict[str, list[dict[str, Any]]]
+
+# Rows are converted in batches so that, when this runs in a worker thread,
+# the event loop gets the GIL back between batches.
+_FETCH_BATCH = 1000
+
+
+def read_snapshot_rows(url: str, connect_timeout: int = 5) -> Rows:
+    """Read every table the snapshot is built from, consistently (blocking)."""
+    with psycopg.connect(url, row_factory=dict_row, connect_timeout=connect_timeout) as connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        rows: Rows = {}
+        with connection.transaction():
             for name, query in _QUERIES.items():
-                cursor = await connection.execute(query)
-                rows[name] = await cursor.fetchall()
+                cursor = connection.execute(query)
+                rows[name] = []
+                while batch := cursor.fetchmany(_FETCH_BATCH):
+                    rows[name].extend(batch)
     return rows
