@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from weir.proxy.auth import authenticate
 from weir.proxy.errors import ProxyError
 from weir.proxy.snapshot import build_snapshot
 from weir.storage.database import connect
-from weir.storage.snapshot import load_snapshot_rows
+from weir.storage.snapshot import read_snapshot_rows
 
 KEY_FIELDS = set(SHAPES["virtual key"]) - {"key"}
 
@@ -174,7 +173,7 @@ def test_keys_revoke_unknown_says_how_to_list(gatewayctl: Gatewayctl) -> None:
 
 def authenticates(database_url: str, box: CredentialBox, secret: str) -> bool:
     """Whether the proxy's snapshot, loaded now, accepts `secret`."""
-    snapshot = build_snapshot(asyncio.run(load_snapshot_rows(database_url)), box)
+    snapshot = build_snapshot(read_snapshot_rows(database_url), box)
     try:
         authenticate(snapshot, secret)
     except ProxyError as error:
