@@ -241,6 +241,24 @@ def test_large_body_arrives_intact() -> None:
     asyncio.run(scenario())
 
 
+def test_large_body_read_whole_is_intact() -> None:
+    payload = bytes(range(256)) * 8192  # 2 MiB: reading must not stay paused
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(ok(payload))
+        await writer.drain()
+
+    async def scenario() -> None:
+        server, url, _ = await serve(handler)
+        client = Http1Client()
+        assert await exchange(client, url) == (200, payload)
+        await client.close()
+        server.close()
+
+    asyncio.run(scenario())
+
+
 def test_refused_connection_raises_connect_error() -> None:
     async def scenario() -> None:
         server, url, _ = await serve(lambda reader, writer: asyncio.sleep(0))

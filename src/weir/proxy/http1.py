@@ -135,8 +135,7 @@ class Http1Response:
         self.content_length = connection.content_length
 
     async def read(self) -> bytes:
-        parts = [chunk async for chunk in self._connection.body(STREAM_READ_BYTES * 1024)]
-        return b"".join(parts)
+        return await self._connection.read_all()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Yield body bytes as they arrive, at most `STREAM_READ_BYTES` at a time."""
@@ -202,6 +201,16 @@ class _Connection(asyncio.Protocol):
             if self._message_complete:
                 return
             await self._wait(0.0, "The upstream stopped sending its response.")
+
+    async def read_all(self) -> bytes:
+        """Return the whole body; a short body has usually arrived with the head, so no wait at all."""
+        while not self._message_complete:
+            self._resume_reading()  # everything is kept anyway, so the read pause would only stall
+            await self._wait(0.0, "The upstream stopped sending its response.")
+        body = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        return body
 
     def reusable(self) -> bool:
         return (not self._closed and self._message_complete and self._keep_alive
@@ -302,10 +311,14 @@ class _Connection(asyncio.Protocol):
             self._buffer.appendleft(chunk[read_bytes:])
             chunk = chunk[:read_bytes]
         self._buffered -= len(chunk)
-        if self._paused and self._buffered <= PAUSE_READING_BYTES // 2 and self._transport is not None:
+        if self._buffered <= PAUSE_READING_BYTES // 2:
+            self._resume_reading()
+        return chunk
+
+    def _resume_reading(self) -> None:
+        if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
-        return chunk
 
     async def _wait(self, timeout: float, message: str) -> None:
         if self._error is not None:
