@@ -137,10 +137,9 @@ class Http1Response:
     async def read(self) -> bytes:
         return await self._connection.read_all()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """Yield body bytes as they arrive, at most `STREAM_READ_BYTES` at a time."""
-        async for chunk in self._connection.body(STREAM_READ_BYTES):
-            yield chunk
+        return self._connection.body(STREAM_READ_BYTES)
 
     def close(self) -> None:
         """Drop the connection: used when the client went away or the stream broke."""
@@ -306,9 +305,21 @@ class _Connection(asyncio.Protocol):
             raise _StaleConnection()
 
     def _take(self, read_bytes: int) -> bytes:
-        chunk = self._buffer.popleft()
+        # Everything that is waiting goes out in one piece (up to read_bytes):
+        # when the client is slower than the upstream, fewer and larger writes
+        # cost less than one write per network read, and the bytes are the same.
+        buffer = self._buffer
+        chunk = buffer.popleft()
+        if buffer and len(chunk) < read_bytes:
+            parts = [chunk]
+            size = len(chunk)
+            while buffer and size + len(buffer[0]) <= read_bytes:
+                part = buffer.popleft()
+                parts.append(part)
+                size += len(part)
+            chunk = b"".join(parts)
         if len(chunk) > read_bytes:
-            self._buffer.appendleft(chunk[read_bytes:])
+            buffer.appendleft(chunk[read_bytes:])
             chunk = chunk[:read_bytes]
         self._buffered -= len(chunk)
         if self._buffered <= PAUSE_READING_BYTES // 2:
