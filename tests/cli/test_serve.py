@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.waiting import wait_until
 from tests.conftest import seed
 from tests.gateway import GatewayProcess, free_port
 from tests.proxy.conftest import standard_spec
@@ -39,14 +39,6 @@ def chat_status(gateway: GatewayProcess, key: str) -> int:
 
 def database_state(gateway: GatewayProcess) -> str:
     return str(httpx.get(f"{gateway.base_url}/readyz", timeout=2).json()["database"])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition still false after {timeout} s")
-        time.sleep(0.05)
 
 
 def test_serve_unreachable_database_exits_with_one_line(start_gateway: Callable[..., GatewayProcess]) -> None:

@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests.waiting import wait_until
 from tests.proxy.conftest import Proxy
 from tests.upstream import Reply, chat_chunk, chat_completion
 from weir.storage.database import connect
@@ -131,7 +132,7 @@ def test_provider_credential_is_sent_upstream(proxy: Proxy, gatewayctl) -> None:
     with connect(proxy.database_url) as connection:
         connection.execute("UPDATE deployments SET provider_id = (SELECT id FROM providers "
                            "WHERE name = 'with-credential')")
-    _wait_until(lambda: _status(proxy, "chat") == 200 and
+    wait_until(lambda: _status(proxy, "chat") == 200 and
                 proxy.upstream.requests[-1].headers.get("authorization") == "Bearer sk-upstream-credential")
 
     assert proxy.upstream.requests[-1].headers["authorization"] == "Bearer sk-upstream-credential"
@@ -162,7 +163,7 @@ def test_revoked_key_stops_working(proxy: Proxy) -> None:
     with connect(proxy.database_url) as connection:
         revoke_key(connection, "1")
 
-    _wait_until(lambda: _status(proxy, "chat") == 401)
+    wait_until(lambda: _status(proxy, "chat") == 401)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
 
@@ -175,12 +176,3 @@ def test_health_endpoints_need_no_key(proxy: Proxy) -> None:
 def _status(proxy: Proxy, alias: str) -> int:
     return httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": alias},
                       headers={"Authorization": f"Bearer {proxy.keys['alice']}"}).status_code
-
-
-def _wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")

@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from tests.waiting import wait_until
 from tests.gateway import free_port
 from tests.proxy.conftest import Proxy
 from tests.upstream import Reply
@@ -68,8 +69,8 @@ def test_expired_key_is_rejected(proxy: Proxy) -> None:
     with connect(proxy.database_url) as connection:
         issued = issue_key(connection, "alice", "short", expires_at=datetime.now(UTC) + timedelta(seconds=1))
     proxy.keys["short"] = issued.secret
-    _eventually(lambda: post(proxy, {"model": "chat"}, key="short").status_code == 200)
-    _eventually(lambda: post(proxy, {"model": "chat"}, key="short").status_code == 401, timeout=5)
+    wait_until(lambda: post(proxy, {"model": "chat"}, key="short").status_code == 200)
+    wait_until(lambda: post(proxy, {"model": "chat"}, key="short").status_code == 401, timeout=5)
 
     response = post(proxy, {"model": "chat"}, key="short")
     assert error_of(response)["code"] == "invalid_api_key"
@@ -138,7 +139,7 @@ def test_refused_connection_gets_502_naming_alias(proxy: Proxy, gatewayctl: Any)
     with connect(proxy.database_url) as connection:
         connection.execute("INSERT INTO group_aliases SELECT g.id, a.id FROM groups g, aliases a "
                            "WHERE g.name = 'team' AND a.name = 'broken'")
-    _eventually(lambda: post(proxy, {"model": "broken"}).status_code != 404)
+    wait_until(lambda: post(proxy, {"model": "broken"}).status_code != 404)
 
     response = post(proxy, {"model": "broken"})
 
@@ -197,14 +198,3 @@ def test_sentinel_key_and_prompt_never_logged(proxy: Proxy) -> None:
     assert "SENTINEL-COMPLETION" not in log
     assert key not in log
     assert key[12:] not in log
-
-
-def _eventually(condition: Any, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.waiting import wait_until
 from tests.conftest import seed
 from tests.gateway import GatewayProcess
 from tests.proxy.conftest import standard_spec
@@ -47,15 +48,6 @@ def accepts_connections(gateway: GatewayProcess) -> bool:
     except httpx.TransportError:
         return False
     return True
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition still false after {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_outage_serves_valid_keys_without_failures(database_url: str, keys: dict[str, str], relay: TcpProxy,

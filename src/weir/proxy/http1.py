@@ -160,22 +160,12 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._parser: Any = None
         self._waiter: asyncio.Future[None] | None = None
         self._buffer: deque[bytes] = deque()
-        self._buffered = 0
         self._paused = False
         self._closed = False
         self._error: Exception | None = None
-        self._received_any = False
-        self._headers_complete = False
-        self._message_complete = False
-        self._keep_alive = False
-        self._read_timeout = 0.0
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.content_type = ""
-        self.content_length: int | None = None
+        self._start_exchange()
 
     # Exchanges.
 
@@ -289,7 +279,13 @@ class _Connection(asyncio.Protocol):
     # Internals.
 
     def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
+        if self._closed:
+            raise _StaleConnection()
+        self._start_exchange()
+
+    def _start_exchange(self) -> None:
+        """Clear what the previous response left: parser, body buffer and response head."""
+        self._parser: Any = httptools.HttpResponseParser(self)
         self._buffer.clear()
         self._buffered = 0
         self._received_any = False
@@ -298,11 +294,9 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._read_timeout = 0.0
         self.status = 0
-        self.headers = []
+        self.headers: list[tuple[str, str]] = []
         self.content_type = ""
-        self.content_length = None
-        if self._closed:
-            raise _StaleConnection()
+        self.content_length: int | None = None
 
     def _take(self, read_bytes: int) -> bytes:
         # Everything that is waiting goes out in one piece (up to read_bytes):

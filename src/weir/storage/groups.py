@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from weir.errors import NotFound
 from weir.ids import GroupId
@@ -70,20 +71,6 @@ def remove_member(connection: psycopg.Connection[Any], group: str, user: str) ->
     connection.execute("DELETE FROM group_members WHERE group_id = %s AND user_id = %s", (group_id, user_id))
 
 
-def set_members(connection: psycopg.Connection[Any], group: str, users: list[str]) -> None:
-    """Make `users` exactly the members of `group`."""
-    group_id = get_group(connection, group).id
-    user_ids = [get_user(connection, user).id for user in users]
-    connection.execute(
-        "DELETE FROM group_members WHERE group_id = %s AND NOT user_id = ANY(%s)", (group_id, user_ids)
-    )
-    for user_id in user_ids:
-        connection.execute(
-            "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (group_id, user_id),
-        )
-
-
 def grant_alias(connection: psycopg.Connection[Any], group: str, alias: str) -> None:
     group_id, alias_id = get_group(connection, group).id, get_alias_id(connection, alias)
     connection.execute(
@@ -101,25 +88,29 @@ def set_aliases(connection: psycopg.Connection[Any], group: str, aliases: list[s
     """Make `aliases` exactly the aliases granted to `group`."""
     group_id = get_group(connection, group).id
     alias_ids = [get_alias_id(connection, alias) for alias in aliases]
-    connection.execute(
-        "DELETE FROM group_aliases WHERE group_id = %s AND NOT alias_id = ANY(%s)", (group_id, alias_ids)
-    )
-    for alias_id in alias_ids:
-        connection.execute(
-            "INSERT INTO group_aliases (group_id, alias_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (group_id, alias_id),
-        )
+    _replace_links(connection, "group_aliases", ("group_id", group_id), ("alias_id", alias_ids))
 
 
 def set_user_groups(connection: psycopg.Connection[Any], user: str, groups: list[str]) -> None:
     """Make `groups` exactly the groups `user` belongs to."""
     user_id = get_user(connection, user).id
     group_ids = [get_group(connection, group).id for group in groups]
+    _replace_links(connection, "group_members", ("user_id", user_id), ("group_id", group_ids))
+
+
+def _replace_links(connection: psycopg.Connection[Any], table: str, fixed: tuple[str, int],
+                   linked: tuple[str, list[int]]) -> None:
+    """Make the rows of link `table` whose `fixed` column has its value point at exactly the `linked` IDs."""
+    fixed_column, fixed_id = fixed
+    linked_column, linked_ids = linked
+    names = {"table": sql.Identifier(table), "fixed": sql.Identifier(fixed_column),
+             "linked": sql.Identifier(linked_column)}
     connection.execute(
-        "DELETE FROM group_members WHERE user_id = %s AND NOT group_id = ANY(%s)", (user_id, group_ids)
+        sql.SQL("DELETE FROM {table} WHERE {fixed} = %s AND NOT {linked} = ANY(%s)").format(**names),
+        (fixed_id, linked_ids),
     )
-    for group_id in group_ids:
+    for linked_id in linked_ids:
         connection.execute(
-            "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (group_id, user_id),
+            sql.SQL("INSERT INTO {table} ({fixed}, {linked}) VALUES (%s, %s) ON CONFLICT DO NOTHING").format(**names),
+            (fixed_id, linked_id),
         )
