@@ -28,7 +28,7 @@ def configure_logging(level: str = "INFO", *, access_log: bool = True) -> None:
     # Weir's formats use neither the caller's source line nor thread or
     # process names, and finding them costs several microseconds per record,
     # which the access log pays on every request.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

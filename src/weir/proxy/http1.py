@@ -157,6 +157,18 @@ class _StaleConnection(Exception):
 class _Connection(asyncio.Protocol):
     """One upstream TCP (or TLS) connection carrying one exchange at a time."""
 
+    _parser: Any
+    _buffered: int
+    _received_any: bool
+    _headers_complete: bool
+    _message_complete: bool
+    _keep_alive: bool
+    _read_timeout: float
+    status: int
+    headers: list[tuple[str, str]]
+    content_type: str
+    content_length: int | None
+
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -285,7 +297,7 @@ class _Connection(asyncio.Protocol):
 
     def _start_exchange(self) -> None:
         """Clear what the previous response left: parser, body buffer and response head."""
-        self._parser: Any = httptools.HttpResponseParser(self)
+        self._parser = httptools.HttpResponseParser(self)
         self._buffer.clear()
         self._buffered = 0
         self._received_any = False
@@ -294,9 +306,9 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._read_timeout = 0.0
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.headers = []
         self.content_type = ""
-        self.content_length: int | None = None
+        self.content_length = None
 
     def _take(self, read_bytes: int) -> bytes:
         # Everything that is waiting goes out in one piece (up to read_bytes):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from granian.rsgi import ProtocolClosed
+from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]  # re-exported at run time, not in its stubs
 
 from weir.errors import UpstreamError, UpstreamTimeout
 from weir.proxy.connection import abort_connection

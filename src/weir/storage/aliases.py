@@ -103,6 +103,7 @@ def get_alias_id(connection: psycopg.Connection[Any], name: str) -> AliasId:
 def get_alias(connection: psycopg.Connection[Any], name: str) -> AliasRow:
     alias_id = get_alias_id(connection, name)
     row = connection.execute(f"SELECT {_ALIAS_COLUMNS} FROM aliases WHERE id = %s", (alias_id,)).fetchone()
+    assert row is not None  # get_alias_id found it in this transaction
     deployments = [DeploymentRow(**d) for d in connection.execute(_DEPLOYMENT_SELECT, (alias_id,)).fetchall()]
     return AliasRow(**row, deployments=deployments)
 

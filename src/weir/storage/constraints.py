@@ -23,7 +23,7 @@ def translate_violations(messages: Mapping[str, str]) -> Iterator[None]:
         yield
     except psycopg.errors.IntegrityError as error:
         constraint = error.diag.constraint_name
-        if constraint not in messages:
+        if constraint is None or constraint not in messages:
             raise
         kind: type[WeirError] = InvalidInput if isinstance(error, pg_errors.CheckViolation) else Conflict
         raise kind(messages[constraint]) from None

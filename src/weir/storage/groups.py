@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,7 +100,7 @@ def set_user_groups(connection: psycopg.Connection[Any], user: str, groups: list
 
 
 def _replace_links(connection: psycopg.Connection[Any], table: str, fixed: tuple[str, int],
-                   linked: tuple[str, list[int]]) -> None:
+                   linked: tuple[str, Sequence[int]]) -> None:
     """Make the rows of link `table` whose `fixed` column has its value point at exactly the `linked` IDs."""
     fixed_column, fixed_id = fixed
     linked_column, linked_ids = linked
