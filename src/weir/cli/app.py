@@ -11,7 +11,7 @@ import click
 import typer
 
 from weir import __version__
-from weir.cli import apply, keys, models, providers, serve, users
+from weir.cli import apply, keys, logs, models, providers, serve, usage, users
 from weir.cli.context import state
 from weir.cli.output import print_error
 from weir.errors import WeirError
@@ -31,6 +31,8 @@ app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(providers.app, name="providers")
 app.add_typer(models.app, name="models")
+app.add_typer(logs.app, name="logs")
+app.command("usage")(usage.usage)
 
 
 def _version(value: bool) -> None:

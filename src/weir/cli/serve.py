@@ -12,6 +12,7 @@ import typer
 
 from weir.cli.context import state
 from weir.cli.output import console
+from weir.config.loader import data_dir
 from weir.config.runtime import credential_box, key_file
 from weir.errors import ConfigError, DatabaseError
 from weir.logs import configure_logging
@@ -22,6 +23,8 @@ from weir.storage.database import unreachable_message
 from weir.storage.snapshot import load_snapshot_rows
 
 logger = logging.getLogger(__name__)
+
+REQUEST_LOG_SPOOL = "spool/request_logs"  # inside the data directory
 
 
 def serve(
@@ -51,6 +54,10 @@ def serve(
         database_url=url, key_file=str(key_file().resolve()), max_body_bytes=spec.server.max_body_bytes,
         access_log=spec.server.access_log, log_level=spec.logging.level, log_bodies=spec.logging.bodies,
         snapshot_reload_seconds=spec.server.snapshot_reload_seconds,
+        log_flush_seconds=spec.logging.flush_interval_seconds, log_batch_size=spec.logging.batch_size,
+        log_write_timeout_seconds=spec.logging.write_timeout_seconds,
+        log_spool_dir=str((data_dir() / REQUEST_LOG_SPOOL).resolve()),
+        log_spool_max_bytes=spec.logging.spool_max_bytes, log_retention_days=spec.logging.retention_days,
     )
     os.environ.update(settings.to_environment())
     console.print(f"Weir is serving the OpenAI-compatible API on http://{host}:{port}/v1 "

@@ -24,6 +24,8 @@ from weir.proxy import errors
 from weir.proxy.auth import authenticate, authorize, presented_key
 from weir.proxy.body import read_head
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
+from weir.proxy.request_log import ResponseCapture, body_logging
+from weir.proxy.request_log_writer import RequestLogWriter
 from weir.proxy.routing import build_upstream_request
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper
@@ -43,6 +45,7 @@ class Gateway:
         self.settings = settings
         self.snapshots: SnapshotKeeper | None = None
         self.client: UpstreamClient | None = None
+        self.request_log: RequestLogWriter | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         configure_logging(self.settings.log_level, access_log=self.settings.access_log)
@@ -57,6 +60,8 @@ class Gateway:
                                         self.settings.snapshot_reload_seconds)
         await self.snapshots.start()
         self.client = UpstreamClient(self.settings.upstream_connections)
+        self.request_log = RequestLogWriter(self.settings)
+        await self.request_log.start()
         logger.debug("Worker %d ready", os.getpid())
 
     async def stop(self) -> None:
@@ -64,11 +69,13 @@ class Gateway:
             await self.snapshots.stop()
         if self.client is not None:
             await self.client.close()
+        if self.request_log is not None:
+            await self.request_log.stop()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         started = time.perf_counter()
         request_id = os.urandom(12).hex()
-        exchange = Exchange(request_id)
+        exchange = Exchange(request_id, self.settings.log_bodies, started)
         try:
             await self._dispatch(scope, protocol, exchange)
         except ProxyError as error:
@@ -78,6 +85,8 @@ class Gateway:
             self._respond_error(protocol, errors.internal_error(request_id), exchange)
         if self.settings.access_log:
             _log_access(scope, exchange, started)
+        if self.request_log is not None and scope.path.startswith("/v1/"):
+            self.request_log.record(exchange, scope)
 
     async def _dispatch(self, scope: Any, protocol: Any, exchange: Exchange) -> None:
         path, method = scope.path, scope.method
@@ -95,28 +104,35 @@ class Gateway:
         snapshot = self._snapshot()
         key = self._authenticate(scope, snapshot, exchange)
         body = await _read_body(protocol, scope.headers, self.settings.max_body_bytes)
+        exchange.request_body = body
         alias = read_head(body).model
         exchange.alias = alias
         route = authorize(snapshot, key, alias)
+        exchange.set_bodies(body_logging(self.settings.log_bodies, key.log_bodies, route.log_bodies))
 
-        response, deployment = await self._forward(route, scope, body)
+        response, deployment = await self._forward(route, scope, body, exchange)
         exchange.status = response.status
         exchange.deployment = deployment.label
+        exchange.provider = deployment.provider.name
         headers = response_headers(response, exchange.headers())
         try:
-            exchange.completed = await relay(protocol, response, headers)
+            exchange.completed = await relay(protocol, response, headers, exchange.capture)
         except UpstreamTimeout:
             raise errors.upstream_timeout(alias) from None
         except UpstreamError:
             raise errors.upstream_unreachable(alias) from None
+        finally:
+            exchange.upstream_finished = time.perf_counter()
 
     def _authenticate(self, scope: Any, snapshot: Snapshot, exchange: Exchange) -> AuthorizedKey:
         headers = scope.headers
         key = authenticate(snapshot, presented_key(headers.get("authorization"), headers.get("x-api-key")))
         exchange.key_prefix = key.prefix
+        exchange.key = key
         return key
 
-    async def _forward(self, route: Route, scope: Any, body: bytes) -> tuple[UpstreamResponse, Deployment]:
+    async def _forward(self, route: Route, scope: Any, body: bytes,
+                       exchange: Exchange) -> tuple[UpstreamResponse, Deployment]:
         """Send the request to the route's deployments in turn until one gives a final answer.
 
         A connect error, a timeout before the first byte, or a status in the
@@ -128,8 +144,10 @@ class Gateway:
             raise errors.no_deployment(route.alias)
         client_headers = scope.headers.items()
         failure: ProxyError | None = None
+        exchange.upstream_started = time.perf_counter()
 
         for number, deployment in enumerate(attempts, start=1):
+            exchange.attempts = number
             request = build_upstream_request(deployment, route.alias, "POST", scope.path, scope.query_string,
                                              client_headers, body)
             try:
@@ -140,6 +158,7 @@ class Gateway:
                 failure = errors.upstream_timeout(route.alias)
             else:
                 if response.status not in route.retry_on or number == len(attempts):
+                    exchange.headers_at = time.perf_counter()
                     return response, deployment
                 response.close()
                 failure = None
@@ -185,8 +204,11 @@ class Gateway:
     def _respond_error(self, protocol: Any, error: ProxyError, exchange: Exchange) -> None:
         exchange.status = error.status
         exchange.error = error.code
+        body = error.body()
         try:
-            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers()], error.body())
+            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers()], body)
+            if exchange.capture is not None:
+                exchange.capture.chunks.append(body)
         except RuntimeError:
             # A response was already started (a stream that broke midway):
             # the client sees the connection end without a final chunk.
@@ -194,11 +216,17 @@ class Gateway:
 
 
 class Exchange:
-    """What one request did, gathered for the access log and the request log."""
+    """The facts of one request, gathered for the access log and the request log.
 
-    __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed")
+    Times are `time.perf_counter()` seconds, except `created_at` (the wall
+    clock, seconds since the epoch); zero means the step did not happen.
+    """
 
-    def __init__(self, request_id: str) -> None:
+    __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed", "key",
+                 "provider", "bodies", "capture", "request_body", "attempts", "created_at", "started",
+                 "upstream_started", "headers_at", "upstream_finished")
+
+    def __init__(self, request_id: str, bodies: str, started: float) -> None:
         self.request_id = request_id
         self.alias: str | None = None
         self.key_prefix: str | None = None
@@ -206,6 +234,24 @@ class Exchange:
         self.status = 0
         self.error: str | None = None
         self.completed = False
+        self.key: AuthorizedKey | None = None
+        self.provider: str | None = None
+        self.bodies = ""
+        self.capture: ResponseCapture | None = None
+        self.set_bodies(bodies)
+        self.request_body: bytes | None = None
+        self.attempts = 0
+        self.created_at = time.time()
+        self.started = started
+        self.upstream_started = self.headers_at = self.upstream_finished = 0.0
+
+    def set_bodies(self, bodies: str) -> None:
+        """Set the body logging of this request; the response is captured unless it is `none`."""
+        self.bodies = bodies
+        if bodies == "none":
+            self.capture = None
+        elif self.capture is None:
+            self.capture = ResponseCapture()
 
     def headers(self) -> list[tuple[str, str]]:
         headers = [("x-request-id", self.request_id)]

@@ -15,6 +15,7 @@ from typing import Any
 from granian.rsgi import ProtocolClosed
 
 from weir.errors import UpstreamError
+from weir.proxy.request_log import ResponseCapture
 from weir.proxy.routing import DROPPED_RESPONSE_HEADERS
 from weir.proxy.upstream import UpstreamResponse
 
@@ -32,17 +33,27 @@ def is_streamed(response: UpstreamResponse) -> bool:
     return response.content_length is None or response.content_type.startswith("text/event-stream")
 
 
-async def relay(protocol: Any, response: UpstreamResponse, headers: list[tuple[str, str]]) -> bool:
-    """Send `response` to the client; return False when the client went away first."""
+async def relay(protocol: Any, response: UpstreamResponse, headers: list[tuple[str, str]],
+                capture: ResponseCapture | None = None) -> bool:
+    """Send `response` to the client; return False when the client went away first.
+
+    With a `capture`, the bytes sent are also kept there, by reference, for the request log.
+    """
     if not is_streamed(response):
         body = await response.read()
         response.release()
         protocol.response_bytes(response.status, headers, body)
+        if capture is not None:
+            capture.keep(body)
         return True
 
     transport = protocol.response_stream(response.status, headers)
+    if capture is not None:
+        capture.streamed = True
     try:
         async for chunk in response.chunks():
+            if capture is not None:
+                capture.keep(chunk)
             await transport.send_bytes(chunk)
     except ProtocolClosed:
         # The client disconnected: drop the upstream connection so the
