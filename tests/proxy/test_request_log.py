@@ -31,7 +31,7 @@ def start_logged(database_url: str, credential_box: CredentialBox, upstream: Scr
     """Seed `spec` (the standard one by default), run `statements`, start a gateway with `[logging]` settings."""
 
     def start(logging: str = "", spec: GatewaySpec | None = None, env: dict[str, str] | None = None,
-              statements: list[str] | None = None) -> Proxy:
+              statements: list[str] | None = None, workers: int = 1) -> Proxy:
         keys = seed(database_url, credential_box, spec or standard_spec(upstream.base_url),
                     {"alice": "alice", "bob": "bob"})
         with psycopg.connect(database_url) as connection:
@@ -40,7 +40,7 @@ def start_logged(database_url: str, credential_box: CredentialBox, upstream: Scr
         config = tmp_path / "gateway.toml"
         interval = "" if "flush_interval_seconds" in logging else "flush_interval_seconds = 0.1"
         config.write_text(f"[logging]\n{interval}\n{logging}\n")
-        gateway = start_gateway(config=config, env=env)
+        gateway = start_gateway(config=config, env=env, workers=workers)
         return Proxy(gateway=gateway, upstream=upstream, keys=keys, database_url=database_url)
 
     return start
@@ -236,7 +236,7 @@ def test_postgres_outage_spools_and_replays_every_record(start_logged: StartLogg
                                                          tmp_path: Path) -> None:
     postgres = PostgresProxy(database_url).start()
     try:
-        proxy = start_logged(env={"DATABASE_URL": postgres.url})
+        proxy = start_logged(env={"DATABASE_URL": postgres.url}, workers=2)  # two workers share one spool
         before = [post(proxy, {"model": "chat"}) for _ in range(10)]
         logs(database_url, 10)
 
@@ -263,3 +263,43 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> No
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_sigterm_during_outage_spools_for_next_start(start_logged: StartLogged, database_url: str,
+                                                     start_gateway: Callable[..., GatewayProcess],
+                                                     tmp_path: Path) -> None:
+    postgres = PostgresProxy(database_url).start()
+    try:
+        proxy = start_logged(env={"DATABASE_URL": postgres.url})
+        postgres.cut()
+        sent = {post(proxy, {"model": "chat"}).headers["x-request-id"] for _ in range(12)}
+        assert proxy.gateway.stop() == 0
+        spool = tmp_path / "data" / "spool" / "request_logs"
+        assert [path.suffix for path in spool.iterdir()] == [".ready"]
+
+        postgres.restore()
+        start_gateway(config=tmp_path / "gateway.toml", env={"DATABASE_URL": postgres.url})
+        rows = logs(database_url, 12)
+        _wait(lambda: not any(spool.iterdir()), "the next gateway to replay the spool")
+    finally:
+        postgres.stop()
+
+    assert sorted(row["request_id"] for row in rows) == sorted(sent)
+
+
+def test_client_disconnect_marks_record_cancelled(start_logged: StartLogged) -> None:
+    proxy = start_logged()
+    proxy.upstream.script(Reply.sse([chat_chunk(f"word{n} ") for n in range(20)], chunk_delay=0.2))
+
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", timeout=10, json={"model": "chat", "stream": True},
+                      headers={"Authorization": f"Bearer {proxy.keys['alice']}"}) as response:
+        first = next(response.iter_raw())
+        request_id = response.headers["x-request-id"]
+    [row] = logs(proxy.database_url, 1)
+
+    assert first.startswith(b"data: ")
+    assert row["request_id"] == request_id
+    assert (row["status"], row["stream"], row["cancelled"], row["error"]) == (200, True, True, None)
+    assert row["response_text"].startswith("word0")
+    assert "word19" not in row["response_text"]
+

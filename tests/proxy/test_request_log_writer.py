@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.storage.test_request_logs import log_row, store
 from tests.tcp_proxy import PostgresProxy
 from weir.proxy.app import Exchange
 from weir.proxy.request_log_writer import RequestLogWriter
@@ -210,3 +212,26 @@ def test_metadata_mode_row_has_usage_but_no_bodies(database_url: str, tmp_path: 
         rows = connection.execute("SELECT request_id, bodies, request_body, response_body, total_tokens "
                                   "FROM request_logs").fetchall()
     assert rows == [("req-000001", "metadata", None, None, 7)]
+
+
+def test_writer_drops_partitions_past_retention(database_url: str, tmp_path: Path) -> None:
+    old = datetime.now(UTC) - timedelta(days=10)
+    store(database_url, [log_row("old", old.timestamp()), log_row("today")])
+    partition = f"request_logs_{old:%Y%m%d}"
+
+    async def scenario() -> None:
+        writer = RequestLogWriter(settings_for(database_url, tmp_path / "spool", log_retention_days=7))
+        await writer.start()
+        await wait_until(lambda: not partition_exists(database_url, partition))
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+    with psycopg.connect(database_url) as connection:
+        remaining = connection.execute("SELECT request_id FROM request_logs").fetchall()
+    assert remaining == [("today",)]
+
+
+def partition_exists(database_url: str, name: str) -> bool:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone() == (True,)

@@ -101,3 +101,15 @@ def test_spool_partial_last_frame_is_skipped(tmp_path: Path) -> None:
 
     assert segment is not None
     assert [r.request_id for r in segment.rows] == ["r1"]
+
+
+def test_spool_leftover_open_segment_is_sealed(tmp_path: Path) -> None:
+    earlier = Spool(tmp_path, 1_000_000)
+    earlier.append([row(1)])
+    earlier._open = None  # the earlier process died without sealing
+
+    segment = Spool(tmp_path, 1_000_000).claim()
+
+    assert segment is not None
+    assert [r.request_id for r in segment.rows] == ["r1"]
+

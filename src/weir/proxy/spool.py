@@ -2,9 +2,10 @@
 
 The spool is a directory of segment files shared by every worker that uses
 the same data directory. A worker appends to its own open segment
-(`<ns>-<pid>.open`), seals it (`.ready`) when it rotates or stops, and claims
-the oldest sealed segment for replay by renaming it (`.replay-<pid>`): the
-rename is atomic, so two workers never replay the same segment. Segments
+(`<ns>-<pid>.open`) and seals it (`.ready`) when it rotates or stops. To
+replay, a worker claims the oldest sealed segment by renaming it
+(`.replay-<pid>`). The rename is atomic, so two workers never replay the
+same segment. Segments
 left open or claimed by a process that no longer runs are claimed as well.
 
 A segment is a sequence of frames: a 4-byte big-endian length, then one row
@@ -54,6 +55,7 @@ class Spool:
         self._pid = os.getpid()
         self._open: BinaryIO | None = None
         self._open_path: Path | None = None
+        self._seal_leftovers()
 
     def append(self, rows: list[RequestLogRow]) -> int:
         """Write `rows` in order while they fit under the cap; return how many were written."""
@@ -115,6 +117,13 @@ class Spool:
 
     def remove(self, segment: Segment) -> None:
         segment.path.unlink(missing_ok=True)
+
+    def _seal_leftovers(self) -> None:
+        # An open segment with this process's ID was left by an earlier
+        # process with the same ID (common in containers), so no process appends to it.
+        for entry in self._entries():
+            if entry.name.endswith(f"-{self._pid}.open"):
+                Path(entry.path).rename(Path(entry.path).with_suffix(".ready"))
 
     def _segment(self) -> BinaryIO:
         if self._open is None:
