@@ -2,7 +2,8 @@
 
 Cutting closes every relayed connection and refuses new ones, which is what
 a Postgres outage looks like to a client, without stopping the shared test
-server. The target is the server's Unix socket (the embedded Postgres) or its
+server. Stalling keeps every byte in flight, which is what a Postgres that
+stopped answering looks like. The target is the server's Unix socket (the embedded Postgres) or its
 TCP address, read from the database URL.
 """
 
@@ -27,6 +28,7 @@ class PostgresProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
         self.port = 0
 
     @property
@@ -48,6 +50,13 @@ class PostgresProxy:
     def restore(self) -> None:
         self._call(self._listen(self.port))
 
+    def stall(self) -> None:
+        """Stop relaying bytes, in both directions, on every connection."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)  # type: ignore[union-attr]
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)  # type: ignore[union-attr]
+
     def stop(self) -> None:
         self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -57,6 +66,9 @@ class PostgresProxy:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
     async def _listen(self, port: int) -> None:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -85,13 +97,16 @@ class PostgresProxy:
             client_writer.close()
             return
         self._writers |= {client_writer, server_writer}
-        await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
+        flowing = self._flowing
+        assert flowing is not None
+        await asyncio.gather(_pipe(client_reader, server_writer, flowing), _pipe(server_reader, client_writer, flowing))
         self._writers -= {client_writer, server_writer}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

@@ -21,7 +21,7 @@ import pytest
 from tests.storage.test_request_logs import log_row, store
 from tests.tcp_proxy import PostgresProxy
 from weir.proxy.app import Exchange
-from weir.proxy.request_log_writer import RequestLogWriter
+from weir.proxy.request_log_writer import QUEUE_LIMIT_BATCHES, RequestLogWriter
 from weir.proxy.settings import ServeSettings
 from weir.proxy.spool import Spool
 
@@ -128,6 +128,39 @@ def test_writer_spool_cap_holds_and_drops_are_counted(database_url: str, postgre
     assert writer.counters.spooled + writer.counters.dropped == 100
     drop_warnings = [r for r in caplog.records if "Dropping request logs" in r.getMessage()]
     assert len(drop_warnings) == 1
+
+
+def test_writer_stalled_postgres_spools_queue_overflow(database_url: str, postgres_proxy: PostgresProxy,
+                                                      tmp_path: Path) -> None:
+    settings = settings_for(postgres_proxy.url, tmp_path / "spool", log_batch_size=2, log_write_timeout_seconds=3.0)
+    limit = QUEUE_LIMIT_BATCHES * 2
+
+    async def scenario() -> RequestLogWriter:
+        writer = RequestLogWriter(settings)
+        await writer.start()
+        writer.record(*finished_exchange(0))
+        await wait_until(lambda: writer.counters.written == 1)
+
+        await asyncio.to_thread(postgres_proxy.stall)
+        for number in range(1, 4):  # the next write waits on the stalled connection
+            writer.record(*finished_exchange(number))
+        await asyncio.sleep(0.3)
+        for number in range(4, 4 + 3 * limit):
+            writer.record(*finished_exchange(number))
+        await asyncio.sleep(0)  # let the overflow callback run
+        assert len(writer._queue) <= limit
+        assert writer.counters.spooled > 0
+        assert writer.counters.written == 1  # the stalled write has not finished
+
+        await asyncio.to_thread(postgres_proxy.resume)
+        await wait_until(lambda: count_rows(database_url)[0] == 4 + 3 * limit)
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(scenario())
+
+    assert writer.counters.dropped == 0
+    assert count_rows(database_url) == (4 + 3 * limit, 4 + 3 * limit)
 
 
 def test_writer_stop_writes_queued_records(database_url: str, tmp_path: Path) -> None:

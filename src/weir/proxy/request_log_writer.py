@@ -5,7 +5,7 @@ in-process queue and returns; it never awaits. A background task wakes every
 `log_flush_seconds` (or as soon as `log_batch_size` records wait), turns the
 records into rows, and writes them in batches. When Postgres fails or takes
 longer than `log_write_timeout_seconds`, the batch goes to the spool on local
-disk and Postgres is retried with a growing delay; once it answers again the
+disk and Postgres is retried with a growing delay; once it responds again the
 spool is replayed, oldest segment first. On stop, the queue is written or
 spooled before the worker exits.
 
@@ -16,8 +16,9 @@ Counters (`WriterCounters`) record how many records were written, spooled,
 replayed from the spool, dropped (only when the spool is full, or when
 Postgres rejects a row) and skipped (body logging `none`).
 
-Known limit: while one write waits on a slow Postgres, new records pile up
-in memory; `log_write_timeout_seconds` bounds that wait, and so the pile.
+While one write waits on a slow Postgres, new records keep arriving. Once
+more than `QUEUE_LIMIT_BATCHES` batches wait, the oldest are moved to the
+spool without waiting for that write, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)  # delay before trying Postgres again, by consecutive failures
 MAINTENANCE_SECONDS = 3600.0
 REPLAY_SEGMENTS_PER_CYCLE = 4  # so that a long replay still lets fresh records through every cycle
+QUEUE_LIMIT_BATCHES = 20  # queued batches beyond which the oldest records go to the spool at once
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
@@ -70,6 +72,8 @@ class RequestLogWriter:
         self.spool = Spool(Path(settings.log_spool_dir), settings.log_spool_max_bytes)
         self.counters = WriterCounters()
         self._queue: deque[RequestRecord] = deque()
+        self._queue_limit = QUEUE_LIMIT_BATCHES * self._batch_size
+        self._overflow_scheduled = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +92,11 @@ class RequestLogWriter:
         self._queue.append(RequestRecord(exchange, scope))
         if len(self._queue) >= self._batch_size:
             self._wake.set()
+        if len(self._queue) > self._queue_limit and not self._overflow_scheduled:
+            # The writer task is stuck in a write: spool from a callback that
+            # runs after this request, rather than on its path.
+            self._overflow_scheduled = True
+            asyncio.get_running_loop().call_soon(self._spool_overflow)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="weir-request-log-writer")
@@ -112,7 +121,7 @@ class RequestLogWriter:
                 await self._replay()
                 await self._maintain()
             except Exception:
-                logger.exception("The request log writer failed a cycle; it carries on")
+                logger.exception("The request log writer failed a cycle; it continues with the next one")
         try:
             await self._flush()
         finally:
@@ -128,6 +137,12 @@ class RequestLogWriter:
                 self._spool_rows(rows)
             else:
                 self.counters.written += written
+
+    def _spool_overflow(self) -> None:
+        self._overflow_scheduled = False
+        while len(self._queue) > self._queue_limit // 2:
+            count = min(self._batch_size, len(self._queue))
+            self._spool_rows([to_row(self._queue.popleft()) for _ in range(count)])
 
     async def _replay(self) -> None:
         if time.monotonic() < self._retry_at or not self.spool.has_rows():
@@ -180,7 +195,8 @@ class RequestLogWriter:
         except psycopg.Error as error:
             logger.warning("Postgres rejected a batch of %d request logs (%s); writing them one by one",
                            len(rows), type(error).__name__)
-            self._partition_days.clear()  # a partition dropped meanwhile is one cause; recreate on the way
+            # A partition dropped meanwhile is one cause, so forget which exist.
+            self._partition_days.clear()
             return await self._write_each(connection, rows)
         return len(rows)
 
