@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from tests.conftest import seed
 from tests.gateway import GatewayProcess
 from tests.proxy.conftest import Proxy, standard_spec
-from tests.tcp_proxy import PostgresProxy
+from tests.postgres_proxy import PostgresProxy
 from tests.upstream import Reply, ScriptedUpstream, chat_chunk, chat_completion
 from weir.config.spec import GatewaySpec
 from weir.crypto import CredentialBox

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.storage.test_request_logs import log_row, store
-from tests.tcp_proxy import PostgresProxy
+from tests.postgres_proxy import PostgresProxy
 from weir.proxy.app import Exchange
 from weir.proxy.request_log_writer import QUEUE_LIMIT_BATCHES, RequestLogWriter
 from weir.proxy.settings import ServeSettings
