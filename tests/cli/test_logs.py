@@ -41,7 +41,7 @@ def test_tail_json_filters_by_user_and_status(gatewayctl: Any, database_url: str
 def test_tail_prints_latest_lines_in_time_order(gatewayctl: Any, database_url: str) -> None:
     seed_logs(database_url)
 
-    result = gatewayctl("logs", "tail", "-n", "2")
+    result = gatewayctl("logs", "tail", "--lines", "2")
 
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -70,7 +70,7 @@ def test_tail_bad_status_names_flag(gatewayctl: Any, database_url: str) -> None:
 
 def test_tail_follow_prints_new_records(environment: dict[str, str], database_url: str) -> None:
     seed_logs(database_url)
-    process = subprocess.Popen([sys.executable, "-m", "weir", "logs", "tail", "--follow", "--json", "-n", "1",
+    process = subprocess.Popen([sys.executable, "-m", "weir", "logs", "tail", "--follow", "--json", "--lines", "1",
                                 "--interval", "0.2"], env=environment, stdout=subprocess.PIPE, text=True)
     try:
         assert json.loads(process.stdout.readline())["request_id"] == "b1"  # type: ignore[union-attr]

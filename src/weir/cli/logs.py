@@ -19,7 +19,10 @@ from weir.errors import InvalidInput, NotFound
 from weir.storage import request_logs
 from weir.storage.request_logs import LogFilter
 
-app = typer.Typer(help="Follow, search, show and prune request logs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Follow, search, show and prune request logs.\n\nExample: gatewayctl logs tail --follow --status 5xx",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 UserOption = Annotated[Optional[str], typer.Option("--user", help="Only requests of this user.")]
@@ -34,12 +37,12 @@ _STATUS = re.compile(r"^([1-5])(xx|\d\d)$")
 @app.command("tail")
 def tail(
     ctx: typer.Context,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing records as they are written; stop with Ctrl-C.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing records as they are written; stop with Ctrl-C.")] = False,
     user: UserOption = None,
     key: KeyOption = None,
     alias: AliasOption = None,
     status: StatusOption = None,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many of the latest records to print first.")] = 20,
+    lines: Annotated[int, typer.Option("--lines", min=0, help="How many of the latest records to print first.")] = 20,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between checks for new records with --follow.")] = 1.0,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line for scripts.")] = False,
 ) -> None:
