@@ -4,13 +4,13 @@ NULL keeps the earlier meaning, where timeout_seconds bounds both the wait for
 the first response byte and every pause between chunks.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

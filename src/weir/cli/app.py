@@ -13,7 +13,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError
 
 from weir import __version__
-from weir.cli import apply, doctor, groups, keys, models, providers, serve, users
+from weir.cli import apply, doctor, groups, keys, logs, models, providers, serve, usage, users
 from weir.cli.context import state
 from weir.cli.output import print_error
 from weir.errors import WeirError
@@ -35,6 +35,8 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(keys.app, name="keys")
 app.add_typer(providers.app, name="providers")
 app.add_typer(models.app, name="models")
+app.add_typer(logs.app, name="logs")
+app.command("usage")(usage.usage)
 
 
 def _version(value: bool) -> None:

@@ -27,6 +27,8 @@ from weir.storage.snapshot import read_snapshot_rows
 
 logger = logging.getLogger(__name__)
 
+REQUEST_LOG_SPOOL = "spool/request_logs"  # inside the data directory
+
 
 def serve(
     ctx: typer.Context,
@@ -63,6 +65,10 @@ def serve(
         upstream_client=spec.server.upstream_client,
         failures_before_cooldown=spec.routing.failures_before_cooldown,
         cooldown_seconds=spec.routing.cooldown_seconds, broken_stream=spec.routing.broken_stream,
+        log_flush_seconds=spec.logging.flush_interval_seconds, log_batch_size=spec.logging.batch_size,
+        log_write_timeout_seconds=spec.logging.write_timeout_seconds,
+        log_spool_dir=str((data_dir() / REQUEST_LOG_SPOOL).resolve()),
+        log_spool_max_bytes=spec.logging.spool_max_bytes, log_retention_days=spec.logging.retention_days,
     )
     os.environ.update(settings.to_environment())
     console.print(f"Weir is serving the OpenAI-compatible API on http://{host}:{port}/v1 "

@@ -50,9 +50,18 @@ class LoggingSpec(_Spec):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of Weir's own log lines on stderr."""
     bodies: BodyLogging = "full"
-    """What request logs keep: `full` (bodies too), `metadata` (no bodies) or `none` (no records)."""
+    """What request logs keep: `full` (bodies too), `metadata` (no bodies, token usage kept) or `none`
+    (no record at all). An alias's or a key's `log_bodies` replaces this; with both set, the stricter wins."""
     retention_days: PositiveInt = 30
-    """Days of request logs to keep; older daily partitions are dropped."""
+    """Days of request logs to keep, today included; older daily partitions are dropped hourly."""
+    flush_interval_seconds: PositiveFloat = 1.0
+    """Longest time a request log waits in memory before the writer sends its batch to Postgres."""
+    batch_size: PositiveInt = 500
+    """Request logs per write; a full batch is written without waiting for the interval."""
+    write_timeout_seconds: PositiveFloat = 5.0
+    """Time allowed for one batch write; past it the batch is spooled and Postgres retried later."""
+    spool_max_bytes: PositiveInt = 256 * 1024 * 1024
+    """Cap on the spool in the data directory (`spool/request_logs`), in bytes; past it records are dropped."""
 
 
 class LimitsSpec(_Spec):

@@ -28,6 +28,8 @@ from weir.proxy.body import read_head
 from weir.proxy.cancellation import run_until_disconnect
 from weir.proxy.encoding import decode_body
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
+from weir.proxy.request_log import ResponseCapture, body_logging
+from weir.proxy.request_log_writer import RequestLogWriter
 from weir.proxy.routing import ClientRequest, build_upstream_request, forwardable_headers
 from weir.proxy.settings import ServeSettings
 from weir.proxy.snapshot import AuthorizedKey, Deployment, Route, Snapshot, SnapshotKeeper, freeze_startup_objects
@@ -51,6 +53,7 @@ class Gateway:
         self.client: UpstreamClient | None = None
         self.balancer = Balancer(settings.failures_before_cooldown, settings.cooldown_seconds)
         self.broken_stream = BrokenStreamEnding(settings.broken_stream)
+        self.request_log: RequestLogWriter | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         configure_logging(self.settings.log_level, access_log=self.settings.access_log)
@@ -67,6 +70,8 @@ class Gateway:
                                         store)
         await self.snapshots.start(allow_stale=settings.allow_stale_start)
         self.client = create_upstream_client(settings.upstream_client, settings.upstream_connections)
+        self.request_log = RequestLogWriter(settings)
+        await self.request_log.start()
         freeze_startup_objects()
         logger.debug("Worker %d ready", os.getpid())
 
@@ -75,12 +80,14 @@ class Gateway:
             await self.snapshots.stop()
         if self.client is not None:
             await self.client.close()
+        if self.request_log is not None:
+            await self.request_log.stop()
         logger.info("Worker %d stopped", os.getpid())
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         started = time.perf_counter()
         request_id = os.urandom(12).hex()
-        exchange = Exchange(request_id)
+        exchange = Exchange(request_id, self.settings.log_bodies, started)
         try:
             await self._dispatch(scope, protocol, exchange)
         except ProxyError as error:
@@ -90,6 +97,8 @@ class Gateway:
             self._respond_error(protocol, errors.internal_error(request_id), exchange)
         if self.settings.access_log:
             _log_access(scope, exchange, started)
+        if self.request_log is not None and scope.path.startswith("/v1/"):
+            self.request_log.record(exchange, scope)
 
     async def _dispatch(self, scope: Any, protocol: Any, exchange: Exchange) -> None:
         path, method = scope.path, scope.method
@@ -107,9 +116,11 @@ class Gateway:
         snapshot = self._snapshot()
         key = self._authenticate(scope, snapshot, exchange)
         request = await self._read_request(scope, protocol)
+        exchange.request_body = request.decoded_body
         alias = read_head(request.decoded_body).model
         exchange.alias = alias
         route = authorize(snapshot, key, alias)
+        exchange.set_bodies(body_logging(self.settings.log_bodies, key.log_bodies, route.log_bodies))
 
         plan = self.balancer.plan(route, snapshot.routes)
         if not plan:
@@ -128,6 +139,7 @@ class Gateway:
         headers = scope.headers
         key = authenticate(snapshot, presented_key(headers.get("authorization"), headers.get("x-api-key")))
         exchange.key_prefix = key.prefix
+        exchange.key = key
         return key
 
     async def _read_request(self, scope: Any, protocol: Any) -> ClientRequest:
@@ -147,14 +159,17 @@ class Gateway:
         async def send(deployment: Deployment) -> UpstreamResponse:
             return await client.send(build_upstream_request(deployment, alias, request))  # type: ignore[union-attr]
 
+        exchange.upstream_started = time.perf_counter()
         response, deployment = await forward(self.balancer, route, plan, send, exchange.attempts)
+        exchange.headers_at = time.perf_counter()
         exchange.status = response.status
         exchange.deployment = deployment.label
+        exchange.provider = deployment.provider.name
         served = exchange.attempts[-1]
         succeeded: bool | None = False
         try:
             ending = await relay(scope, protocol, response, response_headers(response, exchange.headers()),
-                                 self.broken_stream, alias)
+                                 self.broken_stream, alias, exchange.capture)
         except UpstreamTimeout:
             served.end("timeout")
             raise errors.upstream_timeout(alias) from None
@@ -176,6 +191,7 @@ class Gateway:
                 served.end(ending)
             succeeded = None if exchange.cancelled else exchange.completed and response.status not in route.retry_on
         finally:
+            exchange.upstream_finished = time.perf_counter()
             self.balancer.finished(deployment, succeeded)
 
     def _list_models(self, scope: Any, protocol: Any, exchange: Exchange) -> None:
@@ -215,8 +231,11 @@ class Gateway:
     def _respond_error(self, protocol: Any, error: ProxyError, exchange: Exchange) -> None:
         exchange.status = error.status
         exchange.error = error.code
+        body = error.body()
         try:
-            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers()], error.body())
+            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers()], body)
+            if exchange.capture is not None:
+                exchange.capture.chunks.append(body)
         except RuntimeError:
             # A response was already started (a stream that broke midway):
             # the client sees the connection end without a final chunk.
@@ -224,12 +243,17 @@ class Gateway:
 
 
 class Exchange:
-    """What one request did, gathered for the access log and the request log."""
+    """The facts of one request, gathered for the access log and the request log.
+
+    Times are `time.perf_counter()` seconds, except `created_at` (the wall
+    clock, seconds since the epoch); zero means the step did not happen.
+    """
 
     __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed", "cancelled",
-                 "attempts")
+                 "attempts", "key", "provider", "bodies", "capture", "request_body", "created_at", "started",
+                 "upstream_started", "headers_at", "upstream_finished")
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, bodies: str, started: float) -> None:
         self.request_id = request_id
         self.alias: str | None = None
         self.key_prefix: str | None = None
@@ -243,6 +267,23 @@ class Exchange:
         """True when the client disconnected before the response was complete."""
         self.attempts: list[Attempt] = []
         """Every deployment tried, in order; when a response was relayed, the last one served it."""
+        self.key: AuthorizedKey | None = None
+        self.provider: str | None = None
+        self.bodies = ""
+        self.capture: ResponseCapture | None = None
+        self.set_bodies(bodies)
+        self.request_body: bytes | None = None
+        self.created_at = time.time()
+        self.started = started
+        self.upstream_started = self.headers_at = self.upstream_finished = 0.0
+
+    def set_bodies(self, bodies: str) -> None:
+        """Set the body logging of this request; the response is captured unless it is `none`."""
+        self.bodies = bodies
+        if bodies == "none":
+            self.capture = None
+        elif self.capture is None:
+            self.capture = ResponseCapture()
 
     def headers(self) -> list[tuple[str, str]]:
         headers = [("x-request-id", self.request_id)]

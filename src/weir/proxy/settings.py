@@ -21,6 +21,12 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = True
     log_level: str = "info"
     log_bodies: str = "full"
+    log_flush_seconds: float = 1.0
+    log_batch_size: int = 500
+    log_write_timeout_seconds: float = 5.0
+    log_spool_dir: str = ".weir/spool/request_logs"
+    log_spool_max_bytes: int = 256 * 1024 * 1024
+    log_retention_days: int = 30
     snapshot_reload_seconds: float = 60.0
     upstream_client: Literal["httptools", "aiohttp"] = "httptools"
     snapshot_file: str | None = None

@@ -23,6 +23,7 @@ from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]  # re-expo
 from weir.errors import UpstreamError, UpstreamTimeout
 from weir.proxy.connection import abort_connection
 from weir.proxy import errors
+from weir.proxy.request_log import ResponseCapture
 from weir.proxy.routing import DROPPED_RESPONSE_HEADERS
 from weir.proxy.upstream import UpstreamResponse
 
@@ -61,11 +62,12 @@ class BrokenStreamEnding:
 
 
 async def relay(scope: Any, protocol: Any, response: UpstreamResponse, headers: list[tuple[str, str]],
-                ending: BrokenStreamEnding, alias: str) -> str:
+                ending: BrokenStreamEnding, alias: str, capture: ResponseCapture | None = None) -> str:
     """Send `response` to the client; return COMPLETED, CLIENT_GONE, BROKEN or IDLE_TIMEOUT.
 
     An upstream failure before the first byte reaches the client raises
     `UpstreamError`, so the caller can still respond with a status of its own.
+    With a `capture`, the bytes sent are also kept there, by reference, for the request log.
     """
     if not is_streamed(response):
         try:
@@ -75,12 +77,18 @@ async def relay(scope: Any, protocol: Any, response: UpstreamResponse, headers: 
             raise
         response.release()
         protocol.response_bytes(response.status, headers, body)
+        if capture is not None:
+            capture.keep(body)
         return COMPLETED
 
     transport = protocol.response_stream(response.status, headers)
+    if capture is not None:
+        capture.streamed = True
     last_chunk = b"\n\n"
     try:
         async for chunk in response.chunks():
+            if capture is not None:
+                capture.keep(chunk)
             await transport.send_bytes(chunk)
             last_chunk = chunk
     except ProtocolClosed:
