@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test e2e engine bench bench-peers clean
+.PHONY: run test typecheck e2e engine bench bench-peers clean
 
 $(BIN)/gatewayctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ run: $(BIN)/gatewayctl
 
 test: $(BIN)/gatewayctl
 	$(BIN)/pytest
+
+typecheck: $(BIN)/gatewayctl
+	$(BIN)/mypy --strict src/weir
 
 # The real inference engine (llama.cpp's server with a small Gemma 3 model) in
 # its own virtual environment, on 127.0.0.1:8000, for `make run` to talk to.

@@ -24,7 +24,7 @@ class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     pass
 
 
-class ServerSpec(_Spec):
+class ServerSpec(_Spec, frozen=True):
     listen: str = "127.0.0.1:8080"
     """Address and port the proxy listens on, as HOST:PORT."""
     workers: PositiveInt = 1
@@ -41,12 +41,12 @@ class ServerSpec(_Spec):
     """On SIGTERM, how long in-flight requests and streams may take to finish before workers are killed, in seconds."""
 
 
-class DatabaseSpec(_Spec):
+class DatabaseSpec(_Spec, frozen=True):
     url: str | None = None
     """libpq URL, or `env:NAME`; omitted: the embedded Postgres in the data directory."""
 
 
-class LoggingSpec(_Spec):
+class LoggingSpec(_Spec, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Level of Weir's own log lines on stderr."""
     bodies: BodyLogging = "full"
@@ -64,12 +64,12 @@ class LoggingSpec(_Spec):
     """Cap on the spool in the data directory (`spool/request_logs`), in bytes; past it records are dropped."""
 
 
-class LimitsSpec(_Spec):
+class LimitsSpec(_Spec, frozen=True):
     requests_per_minute: PositiveInt | None = None
     tokens_per_minute: PositiveInt | None = None
 
 
-class ProviderSpec(_Spec):
+class ProviderSpec(_Spec, frozen=True):
     name: str
     kind: ProviderKind
     base_url: str
@@ -83,7 +83,7 @@ class ProviderSpec(_Spec):
     enabled: bool = True
 
 
-class DeploymentSpec(_Spec):
+class DeploymentSpec(_Spec, frozen=True):
     provider: str
     model: str
     """The model name the provider expects (for `azure`, the deployment name)."""
@@ -96,7 +96,7 @@ class DeploymentSpec(_Spec):
     """Maximum pause between stream chunks, in seconds. No limit applies to a stream's total duration."""
 
 
-class ModelSpec(_Spec):
+class ModelSpec(_Spec, frozen=True):
     alias: str
     deployments: list[DeploymentSpec]
     strategy: Strategy = "weighted"
@@ -108,19 +108,19 @@ class ModelSpec(_Spec):
     limits: LimitsSpec | None = None
 
 
-class GroupSpec(_Spec):
+class GroupSpec(_Spec, frozen=True):
     name: str
     aliases: list[str] = []
 
 
-class UserSpec(_Spec):
+class UserSpec(_Spec, frozen=True):
     name: str
     role: Role = "member"
     groups: list[str] = []
     limits: LimitsSpec | None = None
 
 
-class RoutingSpec(_Spec):
+class RoutingSpec(_Spec, frozen=True):
     failures_before_cooldown: PositiveInt = 3
     """Consecutive failed attempts after which a deployment is taken out of rotation."""
     cooldown_seconds: PositiveFloat = 30.0
@@ -130,7 +130,7 @@ class RoutingSpec(_Spec):
     the final chunk. `sse-error` ends an event stream with an SSE `error` event and no `[DONE]`."""
 
 
-class GatewaySpec(_Spec):
+class GatewaySpec(_Spec, frozen=True):
     server: ServerSpec = ServerSpec()
     routing: RoutingSpec = RoutingSpec()
     database: DatabaseSpec = DatabaseSpec()
