@@ -59,6 +59,7 @@ def serve(
 
     settings = ServeSettings(
         database_url=url, key_file=str(key_file().resolve()), max_body_bytes=spec.server.max_body_bytes,
+        workers=worker_count,
         access_log=spec.server.access_log, log_level=spec.logging.level, log_bodies=spec.logging.bodies,
         snapshot_reload_seconds=spec.server.snapshot_reload_seconds, snapshot_file=str(store.path),
         allow_stale_start=allow_stale_start,

@@ -28,6 +28,7 @@ from weir.proxy.body import read_head
 from weir.proxy.cancellation import run_until_disconnect
 from weir.proxy.encoding import decode_body
 from weir.proxy.errors import JSON_CONTENT_TYPE, ProxyError
+from weir.proxy.limits import RateLimiter, Subject
 from weir.proxy.request_log import ResponseCapture, body_logging
 from weir.proxy.request_log_writer import RequestLogWriter
 from weir.proxy.routing import ClientRequest, build_upstream_request, forwardable_headers
@@ -53,6 +54,7 @@ class Gateway:
         self.client: UpstreamClient | None = None
         self.balancer = Balancer(settings.failures_before_cooldown, settings.cooldown_seconds)
         self.broken_stream = BrokenStreamEnding(settings.broken_stream)
+        self.limiter = RateLimiter(share=settings.workers)
         self.request_log: RequestLogWriter | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -70,7 +72,7 @@ class Gateway:
                                         store)
         await self.snapshots.start(allow_stale=settings.allow_stale_start)
         self.client = create_upstream_client(settings.upstream_client, settings.upstream_connections)
-        self.request_log = RequestLogWriter(settings)
+        self.request_log = RequestLogWriter(settings, token_counter=self.limiter.add_tokens)
         await self.request_log.start()
         freeze_startup_objects()
         logger.debug("Worker %d ready", os.getpid())
@@ -121,6 +123,8 @@ class Gateway:
         exchange.alias = alias
         route = authorize(snapshot, key, alias)
         exchange.set_bodies(body_logging(self.settings.log_bodies, key.log_bodies, route.log_bodies))
+        if key.limits or route.limits:
+            self._admit(exchange, key.limits + route.limits)
 
         plan = self.balancer.plan(route, snapshot.routes)
         if not plan:
@@ -134,6 +138,14 @@ class Gateway:
             exchange.status = exchange.status or CLIENT_CLOSED_REQUEST
             logger.debug("Request %s: the client disconnected, so its upstream request was cancelled",
                          exchange.request_id)
+
+    def _admit(self, exchange: Exchange, subjects: tuple[Subject, ...]) -> None:
+        refusal = self.limiter.admit(subjects, time.monotonic())
+        if refusal is not None:
+            raise errors.rate_limited(refusal)
+        exchange.limits = subjects  # the request log writer adds the tokens used once it has read them
+        if exchange.capture is None and any(limits.tokens_per_minute for _, _, limits in subjects):
+            exchange.capture = ResponseCapture()  # even with body logging off, the usage must be read
 
     def _authenticate(self, scope: Any, snapshot: Snapshot, exchange: Exchange) -> AuthorizedKey:
         headers = scope.headers
@@ -233,7 +245,7 @@ class Gateway:
         exchange.error = error.code
         body = error.body()
         try:
-            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers()], body)
+            protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers(), *error.headers], body)
             if exchange.capture is not None:
                 exchange.capture.chunks.append(body)
         except RuntimeError:
@@ -251,7 +263,7 @@ class Exchange:
 
     __slots__ = ("request_id", "alias", "key_prefix", "deployment", "status", "error", "completed", "cancelled",
                  "attempts", "key", "provider", "bodies", "capture", "request_body", "created_at", "started",
-                 "upstream_started", "headers_at", "upstream_finished")
+                 "upstream_started", "headers_at", "upstream_finished", "limits")
 
     def __init__(self, request_id: str, bodies: str, started: float) -> None:
         self.request_id = request_id
@@ -276,6 +288,8 @@ class Exchange:
         self.created_at = time.time()
         self.started = started
         self.upstream_started = self.headers_at = self.upstream_finished = 0.0
+        self.limits: tuple[Subject, ...] = ()
+        """The limited subjects this request counted against."""
 
     def set_bodies(self, bodies: str) -> None:
         """Set the body logging of this request; the response is captured unless it is `none`."""

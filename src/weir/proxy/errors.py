@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from weir.proxy.limits import Refusal
+
 JSON_CONTENT_TYPE = ("content-type", "application/json")
 
 
@@ -31,13 +33,14 @@ class ProxyError(Exception):
     """An error response produced by Weir: status, OpenAI error type and code, safe message."""
 
     def __init__(self, status: int, message: str, *, type: str, code: str | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
         self.code = code
         self.param = param
+        self.headers = headers
 
     def body(self) -> bytes:
         return _encode(_ErrorEnvelope(_ErrorDetail(self.message, self.type, self.code, self.param)))
@@ -120,6 +123,15 @@ def upstream_stream_broken(alias: str) -> ProxyError:
     return ProxyError(
         502, f"The upstream for model {alias!r} stopped in the middle of its response, which is incomplete. "
         "Retry the request.", type="upstream_error", code="upstream_stream_broken",
+    )
+
+
+def rate_limited(refusal: Refusal) -> ProxyError:
+    return ProxyError(
+        429, f"This {refusal.subject} is over its limit of {refusal.limit} {refusal.resource} per minute. "
+        f"Retry after {refusal.retry_after} s, or ask your Weir admin for a higher limit.",
+        type="rate_limit_error", code="rate_limit_exceeded",
+        headers=(("retry-after", str(refusal.retry_after)),),
     )
 
 

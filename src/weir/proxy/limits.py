@@ -27,6 +27,10 @@ class Limits:
     tokens_per_minute: int | None = None
 
 
+Subject = tuple[str, "int | str", Limits]
+"""A limited subject: its kind ("virtual key", "user" or "model alias"), its ID or name, and its limits."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a request is over a limit, and when the client may retry."""
@@ -77,7 +81,7 @@ class RateLimiter:
         self._share = max(share, 1)
         self._windows: dict[tuple[str, int | str], _Window] = {}
 
-    def admit(self, subjects: list[tuple[str, int | str, Limits]], now: float) -> Refusal | None:
+    def admit(self, subjects: tuple[Subject, ...] | list[Subject], now: float) -> Refusal | None:
         """Count one request for every subject, unless one of them is over a limit."""
         for kind, identity, limits in subjects:
             refusal = self._check(kind, identity, limits, now)
@@ -88,7 +92,7 @@ class RateLimiter:
                 self._window(kind, identity, now).requests += 1
         return None
 
-    def add_tokens(self, subjects: list[tuple[str, int | str, Limits]], tokens: int, now: float) -> None:
+    def add_tokens(self, subjects: tuple[Subject, ...] | list[Subject], tokens: int, now: float) -> None:
         """Add the tokens a finished request used to each subject that has a token limit."""
         for kind, identity, limits in subjects:
             if limits.tokens_per_minute is not None:

@@ -29,11 +29,13 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from weir.proxy.limits import Subject
 from weir.proxy.request_log import RequestRecord, to_row
 from weir.proxy.settings import ServeSettings
 from weir.proxy.spool import Spool
@@ -50,6 +52,9 @@ REPLAY_SEGMENTS_PER_CYCLE = 4  # so that a long replay still lets fresh records 
 QUEUE_LIMIT_BATCHES = 20  # queued batches beyond which the oldest records go to the spool at once
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, OSError, asyncio.TimeoutError)
 
+TokenCounter = Callable[[tuple[Subject, ...], int, float], None]
+"""Receives the tokens a request used: its limited subjects, the total tokens, `time.monotonic()`."""
+
 
 @dataclass(slots=True)
 class WriterCounters:
@@ -63,8 +68,9 @@ class WriterCounters:
 class RequestLogWriter:
     """Collects request records and gets them into `request_logs`, or into the spool."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, token_counter: TokenCounter | None = None) -> None:
         self._url = settings.database_url
+        self._token_counter = token_counter
         self._interval = settings.log_flush_seconds
         self._batch_size = settings.log_batch_size
         self._timeout = settings.log_write_timeout_seconds
@@ -72,6 +78,7 @@ class RequestLogWriter:
         self.spool = Spool(Path(settings.log_spool_dir), settings.log_spool_max_bytes)
         self.counters = WriterCounters()
         self._queue: deque[RequestRecord] = deque()
+        self._usage_only: deque[RequestRecord] = deque()
         self._queue_limit = QUEUE_LIMIT_BATCHES * self._batch_size
         self._overflow_scheduled = False
         self._wake = asyncio.Event()
@@ -88,6 +95,8 @@ class RequestLogWriter:
         """Queue the record of a finished request; called on the request path, so it only appends."""
         if exchange.bodies == "none":
             self.counters.skipped += 1
+            if exchange.capture is not None:  # kept for a token limit: count its usage, write nothing
+                self._usage_only.append(RequestRecord(exchange, scope))
             return
         self._queue.append(RequestRecord(exchange, scope))
         if len(self._queue) >= self._batch_size:
@@ -129,14 +138,30 @@ class RequestLogWriter:
             await self._disconnect()
 
     async def _flush(self) -> None:
+        if self._usage_only:
+            records = list(self._usage_only)
+            self._usage_only.clear()
+            self._count_tokens(records, [to_row(record) for record in records])
         while self._queue:
             count = min(self._batch_size, len(self._queue))
-            rows = [to_row(self._queue.popleft()) for _ in range(count)]
+            records = [self._queue.popleft() for _ in range(count)]
+            rows = [to_row(record) for record in records]
+            self._count_tokens(records, rows)
             written = await self._write(rows)
             if written is None:
                 self._spool_rows(rows)
             else:
                 self.counters.written += written
+
+    def _count_tokens(self, records: list[RequestRecord], rows: list[RequestLogRow]) -> None:
+        # Token limits learn a request's usage here, off the request path,
+        # once the response has been parsed for its record.
+        if self._token_counter is None:
+            return
+        now = time.monotonic()
+        for record, row in zip(records, rows):
+            if record.exchange.limits and row.total_tokens:
+                self._token_counter(record.exchange.limits, row.total_tokens, now)
 
     def _spool_overflow(self) -> None:
         self._overflow_scheduled = False

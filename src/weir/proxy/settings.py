@@ -18,6 +18,8 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     key_file: str
     max_body_bytes: int = 32 * 1024 * 1024
+    workers: int = 1
+    """Worker processes of this serve, among which every rate limit is divided."""
     access_log: bool = True
     log_level: str = "info"
     log_bodies: str = "full"

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from weir.crypto import CredentialBox
+from weir.proxy.limits import Limits, Subject
 from weir.errors import ConfigError
 from weir.proxy.snapshot_store import SnapshotStore, database_identity
 from weir.storage.snapshot import SNAPSHOT_CHANNEL, Rows, read_snapshot_rows
@@ -77,6 +78,8 @@ class Route:
     max_attempts: int
     retry_on: frozenset[int]
     log_bodies: str | None
+    limits: tuple[Subject, ...] = ()
+    """The alias's own limit, when it has one."""
 
     def attempt_order(self) -> list[Deployment]:
         """Return the deployments in the order to try them: weighted random, without repeats."""
@@ -102,6 +105,8 @@ class AuthorizedKey:
     aliases: frozenset[str]
     log_bodies: str | None
     expires_at: float | None
+    limits: tuple[Subject, ...] = ()
+    """The limits of this key and of its user, when they have any."""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -279,7 +284,8 @@ def _backoff(failures: int) -> float:
 def build_snapshot(rows: Rows, credential_box: CredentialBox) -> Snapshot:
     """Build an immutable snapshot from the rows of `weir.storage.snapshot`."""
     providers = {row["id"]: _provider(row, credential_box) for row in rows["providers"]}
-    routes = _routes(rows, providers)
+    limits = _limits(rows)
+    routes = _routes(rows, providers, limits)
 
     granted: dict[int, set[str]] = {}
     for row in rows["grants"]:
@@ -291,7 +297,7 @@ def build_snapshot(rows: Rows, credential_box: CredentialBox) -> Snapshot:
     keys: dict[bytes, AuthorizedKey] = {}
     now = time.time()
     for row in rows["keys"]:
-        key = _authorized_key(row, grants.get(row["user_id"], no_grants))
+        key = _authorized_key(row, grants.get(row["user_id"], no_grants), limits)
         keys[bytes(row["hash"])] = key
         if row["previous_hash"] is not None and (row["previous_expires_at"] or 0) > now:
             keys[bytes(row["previous_hash"])] = _with_expiry(key, float(row["previous_expires_at"]))
@@ -307,7 +313,18 @@ def _provider(row: dict[str, Any], credential_box: CredentialBox) -> Provider:
     )
 
 
-def _routes(rows: Rows, providers: dict[int, Provider]) -> dict[str, Route]:
+def _limits(rows: Rows) -> dict[tuple[str, int], Limits]:
+    """Index the rate_limits rows by subject: ("user", id), ("virtual key", id) or ("model alias", id)."""
+    limits = {}
+    for row in rows["rate_limits"]:
+        subject = (("user", row["user_id"]) if row["user_id"] is not None
+                   else ("virtual key", row["virtual_key_id"]) if row["virtual_key_id"] is not None
+                   else ("model alias", row["alias_id"]))
+        limits[subject] = Limits(row["requests_per_minute"], row["tokens_per_minute"])
+    return limits
+
+
+def _routes(rows: Rows, providers: dict[int, Provider], limits: dict[tuple[str, int], Limits]) -> dict[str, Route]:
     deployments: dict[int, list[Deployment]] = {}
     for row in rows["deployments"]:
         provider = providers.get(row["provider_id"])
@@ -325,18 +342,27 @@ def _routes(rows: Rows, providers: dict[int, Provider]) -> dict[str, Route]:
             alias=row["name"], deployments=tuple(deployments.get(row["id"], ())), strategy=row["strategy"],
             fallbacks=tuple(row["fallbacks"]), max_attempts=row["max_attempts"],
             retry_on=frozenset(row["retry_on"]), log_bodies=row["log_bodies"],
+            limits=_subjects(limits, ("model alias", row["id"]), row["name"]),
         )
     return routes
 
 
-def _authorized_key(row: dict[str, Any], granted: frozenset[str]) -> AuthorizedKey:
+def _subjects(limits: dict[tuple[str, int], Limits], subject: tuple[str, int], name: int | str) -> tuple[Subject, ...]:
+    found = limits.get(subject)
+    return () if found is None else ((subject[0], name, found),)
+
+
+def _authorized_key(row: dict[str, Any], granted: frozenset[str],
+                    limits: dict[tuple[str, int], Limits]) -> AuthorizedKey:
     # A key's own allow-list narrows its user's grants; it never widens them.
     allowed = row["allowed_aliases"]
     aliases = granted if allowed is None else granted.intersection(allowed)
     expires_at = float(row["expires_at"]) if row["expires_at"] is not None else None
+    subjects = (_subjects(limits, ("virtual key", row["id"]), row["id"])
+                + _subjects(limits, ("user", row["user_id"]), row["user_id"]))
     return AuthorizedKey(
         id=row["id"], prefix=row["prefix"], user_id=row["user_id"], user_name=row["user_name"],
-        aliases=aliases, log_bodies=row["log_bodies"], expires_at=expires_at,
+        aliases=aliases, log_bodies=row["log_bodies"], expires_at=expires_at, limits=subjects,
     )
 
 
@@ -344,5 +370,5 @@ def _with_expiry(key: AuthorizedKey, expires_at: float) -> AuthorizedKey:
     earliest = expires_at if key.expires_at is None else min(expires_at, key.expires_at)
     return AuthorizedKey(
         id=key.id, prefix=key.prefix, user_id=key.user_id, user_name=key.user_name,
-        aliases=key.aliases, log_bodies=key.log_bodies, expires_at=earliest,
+        aliases=key.aliases, log_bodies=key.log_bodies, expires_at=earliest, limits=key.limits,
     )
