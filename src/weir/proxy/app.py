@@ -2,8 +2,8 @@
 
 Each worker builds its upstream client and snapshot in `__rsgi_init__`, before
 the first request, and closes them in `__rsgi_del__`. A request walks the
-steps named in `_proxy`; every error Weir itself answers with leaves through
-`_respond_error`, the one place that turns exceptions into responses.
+steps named in `_proxy`. Every error response that Weir itself produces goes
+through `_respond_error`, the one place that turns exceptions into responses.
 """
 
 from __future__ import annotations

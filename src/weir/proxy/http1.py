@@ -1,10 +1,11 @@
 """A purpose-built HTTP/1.1 keep-alive client for upstream calls, on httptools' C parser.
 
-It offers the same interface as the aiohttp client in `weir.proxy.upstream`
-(`send` returns a response whose status and headers have arrived; the body is
-read or streamed afterwards) at a fraction of its CPU cost per request,
-because it does only what a proxy needs: write the request head and body as
-given, parse the response with llhttp, and keep idle connections per origin.
+It offers the same interface as the aiohttp client in `weir.proxy.upstream`:
+`send` returns a response whose status and headers have arrived, and the body
+is read or streamed afterwards. It costs a fraction of aiohttp's CPU per
+request because it does only what a proxy needs: write the request head and
+body as given, parse the response with llhttp, and keep idle connections per
+origin.
 
 What it deliberately does not do: redirects, cookies, decompression, proxies,
 HTTP/2, or `Expect: 100-continue`. Bodies are forwarded as bytes.
@@ -282,8 +283,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        # llhttp answers should_keep_alive() only until the message callback
-        # returns; afterwards it reports False, so the answer is kept here.
+        # llhttp reports should_keep_alive() correctly only until the message
+        # callback returns, and False afterwards, so the value is kept here.
         self._keep_alive = self._parser.should_keep_alive()
         self._message_complete = True
         self._wake()

@@ -7,8 +7,8 @@ last sixty seconds, which approximates a sliding window at the cost of two
 integers per subject.
 
 Requests are counted when they are admitted. Tokens are only known once the
-upstream has answered, so they are added afterwards, and a subject over its
-token budget is refused from its next request on.
+upstream response has been read, so they are added afterwards, and a subject
+over its token budget is rejected from its next request on.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ Subject = tuple[str, "int | str", Limits]
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a request is over a limit, and when the client may retry."""
+    """The limit a request is over, and the seconds until the client may retry."""
 
     subject: str
-    """What is limited: "virtual key", "user" or "model alias"."""
+    """The kind of limited subject: "virtual key", "user" or "model alias"."""
     resource: str
     """"requests" or "tokens"."""
     limit: int
