@@ -147,7 +147,7 @@ class RequestLogWriter:
             records = [self._queue.popleft() for _ in range(count)]
             rows = [to_row(record) for record in records]
             self._count_tokens(records, rows)
-            written = await self._write(rows)
+            written = await self._write(rows, may_repeat=False)
             if written is None:
                 self._spool_rows(rows)
             else:
@@ -207,13 +207,13 @@ class RequestLogWriter:
             logger.info("Dropped %d request log partitions past %d days of retention: %s", len(dropped),
                         self._retention_days, ", ".join(dropped))
 
-    async def _write(self, rows: list[RequestLogRow]) -> int | None:
+    async def _write(self, rows: list[RequestLogRow], may_repeat: bool = True) -> int | None:
         """Write `rows`; return how many were handled, or None when Postgres is unreachable."""
         connection = await self._reachable_connection()
         if connection is None:
             return None
         try:
-            await asyncio.wait_for(self._insert(connection, rows), self._timeout)
+            await asyncio.wait_for(self._insert(connection, rows, may_repeat), self._timeout)
         except _UNREACHABLE as error:
             await self._database_lost(error)
             return None
@@ -242,12 +242,13 @@ class RequestLogWriter:
             written += 1
         return written
 
-    async def _insert(self, connection: psycopg.AsyncConnection[Any], rows: list[RequestLogRow]) -> None:
+    async def _insert(self, connection: psycopg.AsyncConnection[Any], rows: list[RequestLogRow],
+                      may_repeat: bool = True) -> None:
         days = {row.day for row in rows} - self._partition_days
         if days:
             await create_partitions(connection, days)
             self._partition_days |= days
-        await insert_rows(connection, rows)
+        await insert_rows(connection, rows, may_repeat=may_repeat)
 
     def _spool_rows(self, rows: list[RequestLogRow]) -> None:
         try:

@@ -63,13 +63,28 @@ _CREATE_INCOMING = (
     "(LIKE request_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY_INCOMING = sql.SQL("COPY request_logs_incoming ({columns}) FROM STDIN").format(columns=_COLUMN_LIST)
+_COPY_DIRECT = sql.SQL("COPY request_logs ({columns}) FROM STDIN").format(columns=_COLUMN_LIST)
 _MOVE_INCOMING = sql.SQL(
     "INSERT INTO request_logs ({columns}) SELECT {columns} FROM request_logs_incoming ON CONFLICT DO NOTHING"
 ).format(columns=_COLUMN_LIST)
 
 
-async def insert_rows(connection: psycopg.AsyncConnection[Any], rows: list[RequestLogRow]) -> int:
-    """Store `rows` in one transaction; return how many were new (duplicates are skipped)."""
+async def insert_rows(connection: psycopg.AsyncConnection[Any], rows: list[RequestLogRow],
+                      *, may_repeat: bool = True) -> int:
+    """Store `rows` in one transaction; return how many were new (duplicates are skipped).
+
+    Rows that may have been stored before (replayed from the spool) pass
+    through a temporary table and `ON CONFLICT DO NOTHING`. Fresh rows, whose
+    request IDs are new, are copied straight into `request_logs`, which costs
+    Postgres about half the work per row.
+    """
+    if not may_repeat:
+        async with connection.transaction(), connection.cursor() as cursor:
+            async with cursor.copy(_COPY_DIRECT) as copy:
+                for row in rows:
+                    await copy.write_row(_copy_values(row))
+        return len(rows)
+
     async with connection.transaction():
         async with connection.cursor() as cursor:
             await cursor.execute(_CREATE_INCOMING)
