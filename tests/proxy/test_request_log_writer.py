@@ -21,7 +21,7 @@ import pytest
 from tests.storage.test_request_logs import log_row, store
 from tests.postgres_proxy import PostgresProxy
 from weir.proxy.app import Exchange
-from weir.proxy.request_log_writer import QUEUE_LIMIT_BATCHES, RequestLogWriter
+from weir.proxy.request_log_writer import QUEUE_LIMIT_BATCHES, QUEUE_LIMIT_BYTES, RequestLogWriter
 from weir.proxy.settings import ServeSettings
 from weir.proxy.spool import Spool
 
@@ -161,6 +161,37 @@ def test_writer_stalled_postgres_spools_queue_overflow(database_url: str, postgr
 
     assert writer.counters.dropped == 0
     assert count_rows(database_url) == (4 + 3 * limit, 4 + 3 * limit)
+
+
+def test_writer_stalled_postgres_bounds_queued_bytes(database_url: str, postgres_proxy: PostgresProxy,
+                                                     tmp_path: Path) -> None:
+    settings = settings_for(postgres_proxy.url, tmp_path / "spool", log_batch_size=500,
+                            log_write_timeout_seconds=3.0)
+    body = b"y" * (1024 * 1024)  # 1 MiB a request: far fewer records than the record limit fill the byte limit
+    count = QUEUE_LIMIT_BYTES // len(body) * 2
+
+    async def scenario() -> RequestLogWriter:
+        writer = RequestLogWriter(settings)
+        await writer.start()
+        await asyncio.to_thread(postgres_proxy.stall)
+        for number in range(count):
+            exchange, scope = finished_exchange(number)
+            exchange.request_body = body
+            writer.record(exchange, scope)
+            await asyncio.sleep(0)  # the overflow callback runs between requests, as it does when serving
+        assert writer._queued_bytes <= QUEUE_LIMIT_BYTES + len(body)
+        assert len(writer._queue) < count
+        assert writer.counters.spooled > 0
+
+        await asyncio.to_thread(postgres_proxy.resume)
+        await wait_until(lambda: count_rows(database_url)[0] == count, timeout=60)
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(scenario())
+
+    assert writer.counters.dropped == 0
+    assert count_rows(database_url) == (count, count)
 
 
 def test_writer_stop_writes_queued_records(database_url: str, tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ class Gateway:
         try:
             protocol.response_bytes(error.status, [JSON_CONTENT_TYPE, *exchange.headers(), *error.headers], body)
             if exchange.capture is not None:
-                exchange.capture.chunks.append(body)
+                exchange.capture.keep(body)
         except RuntimeError:
             # A response was already started (a stream that broke midway):
             # the client sees the connection end without a final chunk.

@@ -45,10 +45,11 @@ def body_logging(default: str, key_mode: str | None, alias_mode: str | None) -> 
 class ResponseCapture:
     """The response bytes as they were relayed, kept by reference for the request log."""
 
-    __slots__ = ("chunks", "first_chunk_at", "streamed")
+    __slots__ = ("chunks", "size", "first_chunk_at", "streamed")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.size = 0
         self.first_chunk_at = 0.0
         self.streamed = False
 
@@ -56,12 +57,13 @@ class ResponseCapture:
         if not self.chunks:
             self.first_chunk_at = time.perf_counter()
         self.chunks.append(chunk)
+        self.size += len(chunk)
 
 
 class RequestRecord:
     """One finished request as the request path saw it: raw bytes, timings (perf_counter seconds), names."""
 
-    __slots__ = ("exchange", "method", "path", "client", "user_agent", "finished_at")
+    __slots__ = ("exchange", "method", "path", "client", "user_agent", "finished_at", "size")
 
     def __init__(self, exchange: Exchange, scope: Any) -> None:
         self.exchange = exchange
@@ -70,6 +72,9 @@ class RequestRecord:
         self.client: str | None = scope.client
         self.user_agent: str | None = scope.headers.get("user-agent")
         self.finished_at = time.perf_counter()
+        capture = exchange.capture
+        self.size = len(exchange.request_body or b"") + (capture.size if capture is not None else 0)
+        """Bytes of body this record keeps in memory until it is written."""
 
 
 def to_row(record: RequestRecord) -> RequestLogRow:

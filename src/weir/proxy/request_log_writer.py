@@ -17,8 +17,9 @@ replayed from the spool, dropped (only when the spool is full, or when
 Postgres rejects a row) and skipped (body logging `none`).
 
 While one write waits on a slow Postgres, new records keep arriving. Once
-more than `QUEUE_LIMIT_BATCHES` batches wait, the oldest are moved to the
-spool without waiting for that write, so memory stays bounded.
+more than `QUEUE_LIMIT_BATCHES` batches, or more than `QUEUE_LIMIT_BYTES` of
+bodies, wait, the oldest are moved to the spool without waiting for that
+write, so memory stays bounded even when requests carry large bodies.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)  # delay before trying Postgres again, by c
 MAINTENANCE_SECONDS = 3600.0
 REPLAY_SEGMENTS_PER_CYCLE = 4  # so that a long replay still lets fresh records through every cycle
 QUEUE_LIMIT_BATCHES = 20  # queued batches beyond which the oldest records go to the spool at once
+QUEUE_LIMIT_BYTES = 64 * 1024 * 1024  # queued request and response bodies beyond which the same happens
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, OSError, asyncio.TimeoutError)
 
 TokenCounter = Callable[[tuple[Subject, ...], int, float], None]
@@ -80,6 +82,7 @@ class RequestLogWriter:
         self._queue: deque[RequestRecord] = deque()
         self._usage_only: deque[RequestRecord] = deque()
         self._queue_limit = QUEUE_LIMIT_BATCHES * self._batch_size
+        self._queued_bytes = 0
         self._overflow_scheduled = False
         self._wake = asyncio.Event()
         self._stopping = False
@@ -98,10 +101,12 @@ class RequestLogWriter:
             if exchange.capture is not None:  # kept for a token limit: count its usage, write nothing
                 self._usage_only.append(RequestRecord(exchange, scope))
             return
-        self._queue.append(RequestRecord(exchange, scope))
+        record = RequestRecord(exchange, scope)
+        self._queue.append(record)
+        self._queued_bytes += record.size
         if len(self._queue) >= self._batch_size:
             self._wake.set()
-        if len(self._queue) > self._queue_limit and not self._overflow_scheduled:
+        if self._over_limit(1) and not self._overflow_scheduled:
             # The writer task is stuck in a write: spool from a callback that
             # runs after this request, rather than on its path.
             self._overflow_scheduled = True
@@ -144,7 +149,7 @@ class RequestLogWriter:
             self._count_tokens(records, [to_row(record) for record in records])
         while self._queue:
             count = min(self._batch_size, len(self._queue))
-            records = [self._queue.popleft() for _ in range(count)]
+            records = self._take(count)
             rows = [to_row(record) for record in records]
             self._count_tokens(records, rows)
             written = await self._write(rows, may_repeat=False)
@@ -163,11 +168,22 @@ class RequestLogWriter:
             if record.exchange.limits and row.total_tokens:
                 self._token_counter(record.exchange.limits, row.total_tokens, now)
 
+    def _over_limit(self, share: float) -> bool:
+        """Whether more than `share` of the queue's record or byte limit waits."""
+        return len(self._queue) > self._queue_limit * share or self._queued_bytes > QUEUE_LIMIT_BYTES * share
+
+    def _take(self, count: int) -> list[RequestRecord]:
+        records = [self._queue.popleft() for _ in range(count)]
+        self._queued_bytes -= sum(record.size for record in records)
+        return records
+
     def _spool_overflow(self) -> None:
         self._overflow_scheduled = False
-        while len(self._queue) > self._queue_limit // 2:
-            count = min(self._batch_size, len(self._queue))
-            self._spool_rows([to_row(self._queue.popleft()) for _ in range(count)])
+        while self._queue and self._over_limit(0.5):
+            records = self._take(min(self._batch_size, len(self._queue)))
+            rows = [to_row(record) for record in records]
+            self._count_tokens(records, rows)
+            self._spool_rows(rows)
 
     async def _replay(self) -> None:
         if time.monotonic() < self._retry_at or not self.spool.has_rows():
