@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
+
+from tests.background_server import BackgroundServer
 
 CLEAN, CLOSE, RESET, HANG = "clean", "close", "reset", "hang"
 
@@ -42,40 +43,20 @@ class RawConnection:
     chunk_times: list[float] = field(default_factory=list)
 
 
-class RawUpstream:
+class RawUpstream(BackgroundServer[RawReply]):
     """A server that replies to each connection with the next scripted `RawReply` (the last one repeats)."""
 
+    name = "raw upstream"
+
     def __init__(self) -> None:
-        self.replies: list[RawReply] = [RawReply(chunks=[b"data: {}\n\n"])]
+        super().__init__(RawReply(chunks=[b"data: {}\n\n"]))
         self.connections: list[RawConnection] = []
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def script(self, *replies: RawReply) -> None:
-        self.replies = list(replies)
-
-    def start(self) -> RawUpstream:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the raw upstream did not start within 10 s")
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
-        self._started.set()
-        self._loop.run_forever()
+        self._serve_forever()
         server.close()
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
@@ -87,7 +68,7 @@ class RawUpstream:
         self.connections.append(connection)
         try:
             connection.request = await _read_request(reader)
-            reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+            reply = self.next_reply()
             await self._answer(reply, reader, writer, connection)
         except (ConnectionError, asyncio.IncompleteReadError):
             connection.closed_by_peer_at = connection.closed_by_peer_at or time.monotonic()

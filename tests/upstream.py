@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.background_server import BackgroundServer
 
 
 @dataclass
@@ -53,32 +54,13 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(BackgroundServer[Reply]):
+    name = "scripted upstream"
+
     def __init__(self) -> None:
-        self.replies: list[Reply] = [Reply.json(chat_completion("hello"))]
+        super().__init__(Reply.json(chat_completion("hello")))
         self.requests: list[ReceivedRequest] = []
         self.chunk_times: list[float] = []
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def script(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-
-    def start(self) -> ScriptedUpstream:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the scripted upstream did not start within 10 s")
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -89,8 +71,7 @@ class ScriptedUpstream:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._started.set()
-        self._loop.run_forever()
+        self._serve_forever()
         self._loop.run_until_complete(runner.cleanup())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -99,7 +80,7 @@ class ScriptedUpstream:
             method=request.method, path=request.path, query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()}, body=body, received_at=time.monotonic(),
         ))
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        reply = self.next_reply()
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.chunks is None:
