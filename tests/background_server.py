@@ -1,7 +1,7 @@
 """A test server that runs its own event loop in a background thread on 127.0.0.1.
 
-Synchronous tests (and the OpenAI SDK) talk to the gateway while such a
-server answers as its upstream. Subclasses start their listener in `_run`,
+Synchronous tests (and the OpenAI SDK) call the gateway while such a server
+plays its upstream. Subclasses start their listener in `_run`,
 set `port`, then call `_serve_forever`.
 """
 
@@ -29,7 +29,7 @@ class BackgroundServer(Generic[ReplyT]):
         return f"http://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: ReplyT) -> None:
-        """Answer the next requests with `replies`, in order; the last one repeats."""
+        """Reply to the next requests with `replies`, in order; the last one repeats."""
         self.replies = list(replies)
 
     def next_reply(self) -> ReplyT:
