@@ -112,13 +112,15 @@ def test_client_credentials_never_reach_upstream(proxy: Proxy) -> None:
 
     httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "chat"},
                headers={"Authorization": f"Bearer {key}", "x-api-key": key, "Proxy-Authorization": "Basic eA==",
-                        "Connection": "keep-alive, x-hop", "Keep-Alive": "timeout=5", "x-custom": "kept"})
+                        "Connection": "keep-alive, x-hop", "Keep-Alive": "timeout=5", "x-custom": "kept",
+                        "Expect": "100-continue"})
 
     headers = proxy.upstream.requests[-1].headers
     assert "authorization" not in headers
     assert "x-api-key" not in headers
     assert "proxy-authorization" not in headers
     assert "keep-alive" not in headers
+    assert "expect" not in headers
     assert headers["x-custom"] == "kept"
     assert key not in json.dumps(headers)
 

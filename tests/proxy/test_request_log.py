@@ -107,6 +107,25 @@ def test_plain_request_record_has_fields_and_usage(start_logged: StartLogged) ->
     assert row["response_text"] is None
 
 
+def test_compressed_response_is_decoded_for_record(start_logged: StartLogged) -> None:
+    import gzip
+
+    proxy = start_logged()
+    document = {**chat_completion("Gzipped"), "usage": {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8}}
+    compressed = gzip.compress(msgspec.json.encode(document))
+    proxy.upstream.script(Reply(body=compressed, headers={"content-type": "application/json",
+                                                          "content-encoding": "gzip"}))
+
+    response = httpx.post(f"{proxy.url}/v1/chat/completions", json={"model": "chat"}, timeout=10,
+                          headers={"Authorization": f"Bearer {proxy.keys['alice']}", "accept-encoding": "gzip"})
+    [row] = logs(proxy.database_url, 1)
+
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.json()["choices"][0]["message"]["content"] == "Gzipped"  # httpx inflates what Weir relayed
+    assert row["total_tokens"] == 8
+    assert msgspec.json.decode(row["response_body"])["choices"][0]["message"]["content"] == "Gzipped"
+
+
 def test_streamed_record_assembles_text_and_final_usage(start_logged: StartLogged) -> None:
     proxy = start_logged()
     final = {**chat_chunk(""), "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3,

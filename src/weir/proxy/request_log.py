@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from weir.proxy.encoding import decode_body
+from weir.proxy.errors import ProxyError
 from weir.proxy.usage import parse_response
 from weir.storage.request_logs import RequestLogRow
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from weir.proxy.app import Exchange
 
 BODY_LOGGING_MODES = ("none", "metadata", "full")  # from the strictest to the most complete
+MAX_DECODED_RESPONSE_BYTES = 64 * 1024 * 1024  # a compressed response that inflates past this keeps its raw bytes
 
 
 def body_logging(default: str, key_mode: str | None, alias_mode: str | None) -> str:
@@ -45,11 +48,13 @@ def body_logging(default: str, key_mode: str | None, alias_mode: str | None) -> 
 class ResponseCapture:
     """The response bytes as they were relayed, kept by reference for the request log."""
 
-    __slots__ = ("chunks", "size", "first_chunk_at", "streamed")
+    __slots__ = ("chunks", "size", "first_chunk_at", "streamed", "encoding")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
+        self.encoding: str | None = None
+        """The upstream's Content-Encoding: the bytes are kept as relayed and decoded by the writer."""
         self.first_chunk_at = 0.0
         self.streamed = False
 
@@ -82,6 +87,8 @@ def to_row(record: RequestRecord) -> RequestLogRow:
     exchange = record.exchange
     capture = exchange.capture
     response = b"".join(capture.chunks) if capture is not None else b""
+    if capture is not None and capture.encoding and response:
+        response = _decoded(response, capture.encoding)
     streamed = capture is not None and capture.streamed
     parsed = parse_response(response, streamed) if response else None
     usage = parsed.usage if parsed is not None else None
@@ -140,3 +147,11 @@ def _text(body: bytes | None) -> str | None:
     if body is None:
         return None
     return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def _decoded(response: bytes, encoding: str) -> bytes:
+    """Undo the upstream's compression so usage and text can be read; keep the bytes when that fails."""
+    try:
+        return decode_body(response, encoding, MAX_DECODED_RESPONSE_BYTES)
+    except ProxyError:
+        return response  # an unknown or corrupt coding: the row keeps no usage, and the text as it came

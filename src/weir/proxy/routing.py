@@ -8,8 +8,8 @@ rewritten only when the deployment's upstream name differs from the alias.
 A compressed body is forwarded compressed, as received. When `model` must be
 rewritten in it, the gateway sends the decoded body with the rewrite and
 drops Content-Encoding: recompressing would cost CPU on every such request
-to save bandwidth on a short local hop. aiohttp sets Content-Length from the
-bytes actually sent.
+to save bandwidth on a short local hop. The upstream client sets
+Content-Length from the bytes actually sent.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from weir.proxy.snapshot import Deployment, Provider
 from weir.proxy.upstream import UpstreamRequest
 
 # Connection-level headers (RFC 9110, section 7.6.1) and headers that carry the
-# client's own credential or that the client library recomputes.
+# client's own credential or that the client library recomputes. Expect is
+# dropped too: the gateway has read the whole body before it sends anything.
 _DROPPED_REQUEST_HEADERS = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
     "proxy-authorization", "proxy-authenticate", "host", "content-length", "authorization", "x-api-key",
-    "api-key", "cookie",
+    "api-key", "cookie", "expect",
 })
 DROPPED_RESPONSE_HEADERS = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",

@@ -69,6 +69,9 @@ async def relay(scope: Any, protocol: Any, response: UpstreamResponse, headers: 
     `UpstreamError`, so the caller can still respond with a status of its own.
     With a `capture`, the bytes sent are also kept there, by reference, for the request log.
     """
+    if capture is not None:
+        capture.encoding = next((value for name, value in response.headers if name.lower() == "content-encoding"),
+                                None)
     if not is_streamed(response):
         try:
             body = await response.read()
