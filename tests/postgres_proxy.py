@@ -3,7 +3,7 @@
 Cutting closes every relayed connection and refuses new ones, which is what
 a Postgres outage looks like to a client, without stopping the shared test
 server. Stalling keeps every byte in flight, which is what a Postgres that
-stopped answering looks like. The target is the server's Unix socket (the embedded Postgres) or its
+stopped responding looks like. The target is the server's Unix socket (the embedded Postgres) or its
 TCP address, read from the database URL.
 """
 

@@ -1,7 +1,7 @@
-"""A scripted upstream: a real HTTP server on 127.0.0.1 that tests tell what to answer.
+"""A scripted upstream: a real HTTP server on 127.0.0.1 whose responses tests script.
 
 It runs aiohttp's server in a background thread, so synchronous tests (and the
-OpenAI SDK) can talk to the gateway while the upstream answers. Each request
+OpenAI SDK) can call the gateway while the upstream responds. Each request
 takes the next scripted `Reply` (the last one repeats), and is recorded.
 """
 

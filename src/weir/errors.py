@@ -1,7 +1,7 @@
 """Weir's exception tree.
 
-Every error Weir raises on purpose derives from `WeirError`. Each subclass says
-what the caller can do about it, and carries a message that is safe to show:
+Every error Weir raises on purpose derives from `WeirError`. Each subclass tells
+the caller what to do about it, and carries a message that is safe to show:
 it never contains a virtual key, a credential, a prompt or a DSN password.
 The CLI and the proxy each map these to their surface in exactly one place.
 
@@ -12,7 +12,7 @@ The CLI and the proxy each map these to their surface in exactly one place.
     ├── InvalidInput       a value has the wrong form
     ├── DatabaseError      Postgres is unreachable or refused the work
     ├── AuthError          a virtual key is missing, unknown, revoked or expired
-    └── UpstreamError      a provider did not give a usable answer
+    └── UpstreamError      a provider did not return a usable response
         ├── UpstreamConnectError
         └── UpstreamTimeout
 """
@@ -49,7 +49,7 @@ class AuthError(WeirError):
 
 
 class UpstreamError(WeirError):
-    """A provider did not give a usable answer."""
+    """A provider did not return a usable response."""
 
 
 class UpstreamConnectError(UpstreamError):
@@ -57,4 +57,4 @@ class UpstreamConnectError(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """The provider did not answer within the deployment's timeout."""
+    """The provider did not respond within the deployment's timeout."""

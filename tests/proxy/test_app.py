@@ -88,7 +88,7 @@ def test_text_completion_through_sdk(proxy: Proxy) -> None:
     assert proxy.upstream.requests[-1].json()["prompt"] == "hello"
 
 
-def test_body_is_forwarded_byte_for_byte_when_names_match(proxy: Proxy) -> None:
+def test_body_forwarded_byte_for_byte(proxy: Proxy) -> None:
     body = b'{ "model" : "same",\n "messages": [], "temperature": 0.50, "extra": {"k": [1, 2.0]} }'
 
     httpx.post(f"{proxy.url}/v1/chat/completions", content=body,

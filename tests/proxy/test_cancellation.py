@@ -87,7 +87,7 @@ def test_gateway_serves_after_cancelled_requests(start_worker, raw_upstream: Raw
 
 
 class FakeProtocol:
-    """Only the disconnect future of an RSGI protocol, completed when a test says the client left."""
+    """Only the disconnect future of an RSGI protocol, completed when a test declares that the client left."""
 
     def __init__(self) -> None:
         self.disconnect: asyncio.Future[None] | None = None

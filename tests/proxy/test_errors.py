@@ -1,4 +1,4 @@
-"""Every error the proxy answers: the status, an OpenAI-shaped body, and a gateway that keeps serving."""
+"""Every error response of the proxy: the status, an OpenAI-shaped body, and a gateway that keeps serving."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_unknown_and_ungranted_alias_read_the_same(proxy: Proxy) -> None:
     unknown_error, ungranted_error = error_of(unknown), error_of(ungranted)
     assert unknown_error["code"] == ungranted_error["code"] == "model_not_found"
     assert unknown_error["message"].replace("no-such-alias", "X") == ungranted_error["message"].replace("hidden", "X")
-    assert "chat" not in ungranted.text and "same" not in ungranted.text
+    assert "chat" not in ungranted.text
+    assert "same" not in ungranted.text
 
 
 def test_user_without_grants_gets_404_from_sdk(proxy: Proxy) -> None:

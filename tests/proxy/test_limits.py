@@ -118,7 +118,7 @@ def test_user_over_token_limit_gets_429(proxy, gatewayctl) -> None:  # type: ign
     key = proxy.keys["alice"]
     wait_until(lambda: post_status(proxy, key) == 200)
 
-    # The scripted upstream reports 7 tokens per answer; the writer counts them within about a second.
+    # The scripted upstream reports 7 tokens per response; the writer counts them within about a second.
     statuses = []
     wait_until(lambda: statuses.append(post_status(proxy, key)) or statuses[-1] == 429, timeout=10, interval=0.2)
 

@@ -162,7 +162,7 @@ def test_failed_requests_record_status_and_error(start_logged: StartLogged, gate
     timed_out = rows[timeout.headers["x-request-id"]]
     assert (timed_out["status"], timed_out["error"]) == (504, "upstream_timeout")
     assert timed_out["deployment"] is None
-    assert "did not answer in time" in timed_out["response_body"]
+    assert "did not respond in time" in timed_out["response_body"]
 
 
 def test_rejected_requests_are_recorded(start_logged: StartLogged) -> None:

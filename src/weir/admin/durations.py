@@ -20,7 +20,7 @@ def parse_duration(text: str, option: str) -> timedelta:
 
 
 def parse_expiry(text: str, option: str = "--expires-in") -> datetime:
-    """Parse a duration from now, or an ISO date or date-time (UTC unless it says otherwise)."""
+    """Parse a duration from now, or an ISO date or date-time (UTC unless it carries an offset)."""
     if _DURATION.match(text):
         return datetime.now(UTC) + parse_duration(text, option)
     try:

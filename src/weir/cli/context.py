@@ -1,4 +1,4 @@
-"""What every command shares: the config file, the database, the `--debug` switch."""
+"""State that every command shares: the config file, the database, the `--debug` switch."""
 
 from __future__ import annotations
 

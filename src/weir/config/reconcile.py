@@ -27,7 +27,7 @@ SOURCE = "config"
 
 @dataclass
 class ApplyReport:
-    """What an apply did: one `(action, kind, name)` per entity, action being created or updated."""
+    """The changes of one apply: one `(action, kind, name)` per entity, action being created or updated."""
 
     changes: list[tuple[str, str, str]] = field(default_factory=list)
 

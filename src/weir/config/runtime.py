@@ -1,4 +1,4 @@
-"""Where this process finds its database and secrets, from config, environment and defaults."""
+"""The database and secrets of this process, resolved from config, environment and defaults."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ class LoggingSpec(_Spec, frozen=True):
     retention_days: PositiveInt = 30
     """Days of request logs to keep, today included; older daily partitions are dropped hourly."""
     flush_interval_seconds: PositiveFloat = 1.0
-    """Longest time a request log waits in memory before the writer sends its batch to Postgres."""
+    """Maximum seconds a request log waits in memory before the writer sends its batch to Postgres."""
     batch_size: PositiveInt = 500
     """Request logs per write; a full batch is written without waiting for the interval."""
     write_timeout_seconds: PositiveFloat = 5.0

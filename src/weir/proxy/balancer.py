@@ -5,8 +5,8 @@ gives, then the deployments of each fallback alias. The `weighted` strategy
 orders them by weighted random choice. The `least-busy` strategy puts the
 fewest requests in flight first, and breaks ties by weight. A
 deployment that failed `failures_before_cooldown` times in a row is left out
-for `cooldown_seconds`; after that, one request at a time may try it again
-(half-open) and a success brings it back.
+for `cooldown_seconds`. After that, one request at a time may try it again
+(half-open), and a success brings it back.
 
 All of this state is per worker process: each worker counts its own
 in-flight requests and failures, so with N workers a failing deployment is

@@ -1,4 +1,4 @@
-"""Errors the proxy itself answers with, in OpenAI's shape.
+"""Error responses the proxy itself produces, in OpenAI's shape.
 
 Every error that Weir (not the upstream) produces leaves through
 `ProxyError.body()`: `{"error": {"message", "type", "code", "param"}}`. An
@@ -107,7 +107,7 @@ def upstream_unreachable(alias: str) -> ProxyError:
 
 def upstream_timeout(alias: str) -> ProxyError:
     return ProxyError(
-        504, f"The upstream for model {alias!r} did not answer in time. Try again later.",
+        504, f"The upstream for model {alias!r} did not respond in time. Try again later.",
         type="upstream_error", code="upstream_timeout",
     )
 

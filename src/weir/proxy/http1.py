@@ -12,8 +12,8 @@ HTTP/2, or `Expect: 100-continue`. Bodies are forwarded as bytes.
 
 Reuse of a keep-alive connection that the server has meanwhile closed is the
 classic failure of such pools. A request that fails on a reused connection
-before a single response byte arrived is sent once more on a new connection;
-the upstream cannot have produced a response for it.
+before a single response byte arrived is sent once more on a new connection,
+because the upstream cannot have produced a response for it.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class _Connection(asyncio.Protocol):
             self._transport.write(body)
 
         while not self._headers_complete:
-            await self._wait(read_timeout, "The upstream did not answer in time.")
+            await self._wait(read_timeout, "The upstream did not respond in time.")
         self._read_timeout = idle_timeout or read_timeout  # from now on, the longest pause between reads
 
     async def body(self, read_bytes: int) -> AsyncIterator[bytes]:

@@ -1,4 +1,4 @@
-"""What the request path hands to the request-log writer, and how the writer turns it into a row.
+"""The record the request path hands to the request-log writer, and its conversion into a row.
 
 On the request path, `RequestRecord` only copies references: the raw request
 bytes, the response chunks as relayed, timings and a few names. Decoding

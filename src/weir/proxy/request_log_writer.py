@@ -5,7 +5,7 @@ in-process queue and returns; it never awaits. A background task wakes every
 `log_flush_seconds` (or as soon as `log_batch_size` records wait), turns the
 records into rows, and writes them in batches. When Postgres fails or takes
 longer than `log_write_timeout_seconds`, the batch goes to the spool on local
-disk and Postgres is retried with a growing delay; once it responds again the
+disk and Postgres is retried with a growing delay. Once it responds again, the
 spool is replayed, oldest segment first. On stop, the queue is written or
 spooled before the worker exits.
 
@@ -169,7 +169,7 @@ class RequestLogWriter:
                 self._token_counter(record.exchange.limits, row.total_tokens, now)
 
     def _over_limit(self, share: float) -> bool:
-        """Whether more than `share` of the queue's record or byte limit waits."""
+        """Return True when more than `share` of the queue's record or byte limit waits."""
         return len(self._queue) > self._queue_limit * share or self._queued_bytes > QUEUE_LIMIT_BYTES * share
 
     def _take(self, count: int) -> list[RequestRecord]:

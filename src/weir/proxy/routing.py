@@ -1,9 +1,9 @@
 """From a route and a client request to the request sent to one deployment.
 
-Building the upstream request means: the provider's URL for the path, the
-client's headers minus everything hop-by-hop or secret, the provider's
-credential in the header its kind expects, and the body with `model`
-rewritten only when the deployment's upstream name differs from the alias.
+The upstream request has the provider's URL for the path and the client's
+headers minus everything hop-by-hop or secret. It adds the provider's
+credential in the header its kind expects. Its body has `model` rewritten
+only when the deployment's upstream name differs from the alias.
 
 A compressed body is forwarded compressed, as received. When `model` must be
 rewritten in it, the gateway sends the decoded body with the rewrite and

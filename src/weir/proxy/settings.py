@@ -32,7 +32,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_reload_seconds: float = 60.0
     upstream_client: Literal["httptools", "aiohttp"] = "httptools"
     snapshot_file: str | None = None
-    """Where workers save the last-known snapshot after each load; None saves nothing."""
+    """File in which workers save the last-known snapshot after each load; None saves nothing."""
     allow_stale_start: bool = False
     """Start from `snapshot_file` when Postgres is unreachable at start-up."""
     upstream_connections: int = 1024

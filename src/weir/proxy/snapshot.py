@@ -1,7 +1,7 @@
-"""The in-memory snapshot: everything the hot path needs to answer without Postgres.
+"""The in-memory snapshot: everything the hot path needs to handle a request without Postgres.
 
 A `Snapshot` is immutable. `SnapshotKeeper` builds a new one from Postgres
-and swaps a single reference, so a request sees the old snapshot or the new
+and swaps a single reference, so a request uses the old snapshot or the new
 one, never a mix. It reloads when Postgres notifies a change (bursts are
 coalesced), after every (re)connection of its notification listener, and
 every `reload_seconds` as a safety net. While Postgres is unreachable it keeps
@@ -168,7 +168,7 @@ class SnapshotKeeper:
     async def reload(self) -> None:
         """Read Postgres and swap in a new snapshot; raises psycopg.Error or OSError when unreachable."""
         snapshot = await asyncio.to_thread(self._read_and_build)
-        self.current = snapshot  # one reference assignment: a request sees the old snapshot or the new one
+        self.current = snapshot  # one reference assignment: a request uses the old snapshot or the new one
         self.reloads += 1
         logger.debug("Snapshot reloaded: %d keys, %d routes", len(snapshot.keys), len(snapshot.routes))
 
@@ -212,7 +212,7 @@ class SnapshotKeeper:
                 logger.debug("Snapshot reload failed, keeping the current one: %s", type(error).__name__)
             except (psycopg.Error, ConfigError) as error:
                 # Not an outage (a schema behind this Weir, a credential sealed
-                # with another secret key): say so once per series of failures.
+                # with another secret key), so it is logged once per series of failures.
                 failures += 1
                 self.reload_failures += 1
                 if failures == 1:

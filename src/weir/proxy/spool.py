@@ -14,9 +14,10 @@ encoded with msgpack. A frame cut short by a crash ends the segment.
 The cap counts every file in the directory. Rows that would pass it are not
 written, and the caller counts them as dropped.
 
-Known limit: appends reach the operating system's cache, not necessarily the
-disk (no fsync, so the event loop never waits on the disk). A process crash
-loses nothing spooled; a machine crash can lose the newest spooled rows.
+NOTE: appends reach the operating system's cache, not necessarily the disk,
+because the spool does not fsync (so the event loop never waits on the disk).
+A crash of the process loses nothing spooled, but a crash of the machine can
+lose the newest spooled rows.
 """
 
 from __future__ import annotations

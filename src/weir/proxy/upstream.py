@@ -149,7 +149,7 @@ class AiohttpClient:
         except aiohttp.ConnectionTimeoutError as error:
             raise UpstreamTimeout("The upstream did not accept the connection in time.") from error
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise UpstreamTimeout("The upstream did not answer in time.") from error
+            raise UpstreamTimeout("The upstream did not respond in time.") from error
         except aiohttp.ClientError as error:
             raise UpstreamConnectError(f"The upstream could not be reached: {type(error).__name__}.") from error
         _set_idle_timeout(response, request.idle_timeout or request.read_timeout)

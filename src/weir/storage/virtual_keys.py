@@ -31,7 +31,7 @@ class VirtualKeyRow:
 
 @dataclass(frozen=True, slots=True)
 class NewVirtualKey:
-    """What is stored for a new key: its digest and prefix, never the key."""
+    """The stored part of a new key: its digest and prefix, never the key."""
 
     user: str
     name: str
